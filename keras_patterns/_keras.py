@@ -1,0 +1,65 @@
+"""The one place that touches Keras internals.
+
+Walking a functional graph needs attributes that Keras does not document but has kept
+stable across Keras 3 releases: `Functional._nodes_by_depth`, `Node.arguments`,
+`Node.outputs` and `Sequential._functional`. A Keras change should touch only this file.
+"""
+
+import keras
+
+
+def is_model(op):
+    return isinstance(op, keras.Model)
+
+
+def functional_of(model):
+    """The functional graph behind `model` (Functional, or a built Sequential)."""
+    if isinstance(model, keras.Sequential):
+        functional = getattr(model, "_functional", None)
+        if functional is None:
+            from .errors import NotAnalyzableModelError
+
+            raise NotAnalyzableModelError(
+                f"Sequential model '{model.name}' is not built: give it a keras.Input, call "
+                "model.build(input_shape) or call it once on data before explaining it."
+            )
+        return functional
+    if not hasattr(model, "_nodes_by_depth"):
+        from .errors import NotAnalyzableModelError
+
+        raise NotAnalyzableModelError(
+            f"Model '{model.name}' ({type(model).__name__}) is a subclassed model without a "
+            "functional graph; only Sequential and Functional models (nested at any depth) can "
+            "be walked."
+        )
+    return model
+
+
+def topological_nodes(functional):
+    """The Keras nodes of a functional graph, inputs first, without input nodes."""
+    nodes_by_depth = functional._nodes_by_depth
+    ordered = []
+    for depth in sorted(nodes_by_depth, reverse=True):
+        for node in nodes_by_depth[depth]:
+            if node.operation is None or node.is_input:
+                continue
+            ordered.append(node)
+    return ordered
+
+
+def node_argument_tensors(node):
+    """The KerasTensors among a node's call arguments, in call order (may repeat)."""
+    return list(node.arguments.keras_tensors)
+
+
+def node_call_values(node, values_by_id):
+    """Fill a node's call arguments with real values keyed by `id(KerasTensor)`."""
+    return node.arguments.fill_in(values_by_id)
+
+
+def node_outputs(node):
+    return list(node.outputs)
+
+
+def call_has_training_arg(op):
+    return bool(getattr(op, "_call_has_training_arg", False))

@@ -1,0 +1,211 @@
+"""The gradient family: gradient, input x gradient, SmoothGrad, Integrated Gradients.
+
+All start the reverse pass with 1 at the selected output (paper appendix A.1).
+"""
+
+import tensorflow as tf
+
+from ..errors import InvalidInputError, NotAnalyzableModelError
+from ..rules import EmbeddingTimesInputRule
+from .base import ReverseAnalyzer, float_inputs
+
+_POSTPROCESS = (None, "abs", "square")
+
+
+class Gradient(ReverseAnalyzer):
+    """Gradient of the selected output with respect to the input (saliency map).
+
+    postprocess: None, "abs" or "square" applied to the gradient.
+    """
+
+    name = "gradient"
+    description = "gradient of the selected output w.r.t. the input (saliency)"
+
+    def __init__(self, model, postprocess=None, **kwargs):
+        if postprocess not in _POSTPROCESS:
+            raise ValueError(
+                f"postprocess={postprocess!r} is not one of None, 'abs', 'square'."
+            )
+        self.postprocess = postprocess
+        super().__init__(model, **kwargs)
+
+    def _postprocess(self, xs, explanations):
+        if self.postprocess == "abs":
+            return [tf.abs(e) for e in explanations]
+        if self.postprocess == "square":
+            return [tf.square(e) for e in explanations]
+        return explanations
+
+
+class InputTimesGradient(ReverseAnalyzer):
+    """Input times gradient; for token inputs, embedding vector times gradient summed."""
+
+    name = "input_t_gradient"
+    description = "input times gradient"
+
+    def rule_for(self, node):
+        if node.role == "embedding":
+            return EmbeddingTimesInputRule(node)
+        return super().rule_for(node)
+
+    def _postprocess(self, xs, explanations):
+        floats = set(float_inputs(self.graph))
+        return [e * tf.cast(x, e.dtype) if i in floats else e
+                for i, (x, e) in enumerate(zip(xs, explanations))]
+
+
+class _AveragedGradient(ReverseAnalyzer):
+    """Mean of gradients over `n_copies` modified copies of each input.
+
+    The copies of a chunk of samples are processed in groups, so that one reverse pass
+    never sees more than about `batch_size` samples: memory stays bounded for any number
+    of copies.
+    """
+
+    n_copies = 1
+
+    def __init__(self, model, **kwargs):
+        super().__init__(model, **kwargs)
+        ints = [t.name for i, t in enumerate(self.graph.inputs)
+                if i not in float_inputs(self.graph)]
+        if ints:
+            raise NotAnalyzableModelError(
+                f"'{self.name}' modifies the input values, which is undefined for the "
+                f"integer input(s) {', '.join(ints)}."
+            )
+        self._group_function = None
+        self._index_function = None
+
+    def _reverse_mode(self):
+        # The neuron is chosen once, on the unmodified input; the copies use its index.
+        return "all" if self.neuron_selection_mode == "all" else "index"
+
+    def _forward_index(self, xs):
+        out = self.model(xs if len(xs) > 1 else xs[0], training=False)
+        y = tf.nest.flatten(out)[self.output_index or 0]
+        flat = tf.reshape(y, (tf.shape(y)[0], -1))
+        return tf.argmax(flat, axis=1, output_type=tf.int32)
+
+    def _copies(self, x, k, i):
+        """Copies number `k` (a vector) of input `i`, shaped (len(k), batch, ...)."""
+        raise NotImplementedError
+
+    def _per_copy(self, gradient):
+        return gradient
+
+    def _combine(self, xs, mean_gradients):
+        return mean_gradients
+
+    def _group_sum(self, xs, index, first, group):
+        """Sum of the (post-processed) gradients of copies first..first+group-1."""
+        k = first + tf.range(group)
+        weight = tf.cast(k < self.n_copies, tf.float32)
+        batch = tf.shape(xs[0])[0]
+        stacked = []
+        for i, x in enumerate(xs):
+            c = self._copies(x, k, i)
+            stacked.append(tf.reshape(c, tf.concat([[group * batch], tf.shape(x)[1:]], 0)))
+        inputs = stacked + ([tf.tile(index, [group])] if self._reverse_mode() == "index" else [])
+        out = self.reverse_model(inputs, training=False)
+        out = list(out) if isinstance(out, (list, tuple)) else [out]
+        sums = []
+        for o, x in zip(out, xs):
+            o = tf.reshape(self._per_copy(o), tf.concat([[group], tf.shape(x)], 0))
+            w = tf.reshape(weight, tf.concat([[group], tf.ones_like(tf.shape(x))], 0))
+            sums.append(tf.reduce_sum(o * w, axis=0))
+        return sums
+
+    def _analyze_batch(self, xs, index):
+        if self._group_function is None:
+            self._group_function = tf.function(
+                lambda xs, index, first, group: self._group_sum(xs, index, first, group),
+                jit_compile=self.jit_compile, reduce_retracing=True, autograph=False)
+            self._index_function = tf.function(lambda xs: self._forward_index(xs),
+                                               autograph=False)
+        xs = [tf.convert_to_tensor(x) for x in xs]
+        n = len(xs[0])
+        if self.neuron_selection_mode == "max_activation":
+            index = self._index_function(xs)
+        elif index is None:
+            index = tf.zeros((n,), tf.int32)
+        index = tf.convert_to_tensor(index, tf.int32)
+        group = max(1, min(self.n_copies, self.batch_size // n))
+        totals = None
+        for first in range(0, self.n_copies, group):
+            sums = self._group_function(xs, index, tf.constant(first), group)
+            totals = sums if totals is None else [t + s for t, s in zip(totals, sums)]
+        means = [t / self.n_copies for t in totals]
+        return [e.numpy() for e in self._combine(xs, means)]
+
+
+class SmoothGrad(_AveragedGradient):
+    """Mean gradient over `augment_by_n` noisy copies x + N(0, noise_scale^2) of the input.
+
+    noise_scale: standard deviation of the Gaussian noise (in input units).
+    postprocess: None, "abs" or "square", applied to each gradient before averaging.
+    seed: seed of the noise (None: a fresh draw each call).
+    """
+
+    name = "smoothgrad"
+    description = "mean gradient over noisy copies of the input"
+
+    def __init__(self, model, augment_by_n=64, noise_scale=1.0, postprocess=None, seed=None,
+                 **kwargs):
+        if not isinstance(augment_by_n, int) or augment_by_n < 1:
+            raise ValueError(f"augment_by_n must be a positive int, got {augment_by_n!r}.")
+        if postprocess not in _POSTPROCESS:
+            raise ValueError(f"postprocess={postprocess!r} is not one of None, 'abs', 'square'.")
+        self.augment_by_n = augment_by_n
+        self.noise_scale = float(noise_scale)
+        self.postprocess = postprocess
+        self.seed = seed
+        self.n_copies = augment_by_n
+        self._generator = (tf.random.Generator.from_seed(seed) if seed is not None
+                           else tf.random.Generator.from_non_deterministic_state())
+        super().__init__(model, **kwargs)
+
+    def _copies(self, x, k, i):
+        shape = tf.concat([tf.shape(k), tf.shape(x)], 0)
+        return x[None] + self._generator.normal(shape, stddev=self.noise_scale, dtype=x.dtype)
+
+    def _per_copy(self, gradient):
+        if self.postprocess == "abs":
+            return tf.abs(gradient)
+        if self.postprocess == "square":
+            return tf.square(gradient)
+        return gradient
+
+
+class IntegratedGradients(_AveragedGradient):
+    """(x - x_ref) times the mean gradient at `steps` points from x_ref to x.
+
+    The points are x_ref + k/(steps-1) (x - x_ref), k = 0..steps-1 (both ends included).
+    reference_inputs: a scalar or an array broadcastable to one sample (default 0).
+    """
+
+    name = "integrated_gradients"
+    description = "integrated gradients along the straight path from a reference input"
+
+    def __init__(self, model, reference_inputs=0, steps=64, **kwargs):
+        if not isinstance(steps, int) or steps < 2:
+            raise ValueError(f"steps must be an int >= 2, got {steps!r}.")
+        self.steps = steps
+        self.n_copies = steps
+        self.reference_inputs = reference_inputs
+        super().__init__(model, **kwargs)
+        refs = reference_inputs if isinstance(reference_inputs, (list, tuple)) else [
+            reference_inputs] * len(self.graph.inputs)
+        if len(refs) != len(self.graph.inputs):
+            raise InvalidInputError(
+                f"reference_inputs has {len(refs)} entries for {len(self.graph.inputs)} inputs.")
+        self._references = refs
+
+    def _copies(self, x, k, i):
+        ref = tf.cast(self._references[i], x.dtype)
+        alpha = tf.cast(k, x.dtype) / (self.steps - 1)
+        alpha = tf.reshape(alpha, tf.concat([tf.shape(k), tf.ones_like(tf.shape(x))], 0))
+        return ref + alpha * (x - ref)[None]
+
+    def _combine(self, xs, mean_gradients):
+        refs = [tf.cast(r, x.dtype) for r, x in zip(self._references, xs)]
+        return [(x - r) * g for x, r, g in zip(xs, refs, mean_gradients)]

@@ -1,0 +1,134 @@
+"""Canonization: rewrite the flat graph into nodes the rules understand.
+
+- A kernel layer becomes one ``kernel`` node per kernel map (y = W^T x + b), followed by an
+  ``activation`` node when its activation is not linear. A SeparableConv becomes its
+  depthwise map, then its pointwise map with the bias.
+- Every other node gets its kind (see `kinds.py`); an unknown layer is refused.
+- A final softmax is removed (with a warning) so that the logits are explained.
+"""
+
+import keras
+
+from . import kinds
+from ._warn import warn
+from .graph import Graph, Node, Tensor
+from .kernels import kernel_maps
+
+
+def _kernel_forward(kmap, bias):
+    def forward(values):
+        y = kmap(values[0])
+        if bias is not None:
+            y = y + kmap.broadcast(bias, len(y.shape))
+        return [y]
+
+    return forward
+
+
+def _activation_forward(fn):
+    def forward(values):
+        return [fn(values[0])]
+
+    return forward
+
+
+class _Canonizer:
+    def __init__(self, graph):
+        self.graph = graph
+        self.count = 1 + max(
+            [t.index for n in graph.nodes for t in n.outputs] + [t.index for t in graph.inputs]
+        )
+
+    def tensor(self, spec, name):
+        t = Tensor(self.count, spec, name)
+        self.count += 1
+        return t
+
+    def split_kernel_layer(self, node, maps):
+        layer = node.op
+        activation = getattr(layer, "activation", None)
+        family = kinds.activation_family(activation) if activation is not None else "linear"
+        if family is None:
+            raise kinds.NotAnalyzableModelError(
+                f"Layer '{node.name}' ({node.layer_class}) has an activation "
+                f"{getattr(activation, '__name__', activation)!r} that keras-patterns does not "
+                "know; use one of keras.activations."
+            )
+        out = []
+        x = node.inputs[0]
+        for k, kmap in enumerate(maps):
+            last = k == len(maps) - 1
+            if last and family == "linear":
+                y = node.outputs[0]
+            elif last:
+                y = self.tensor(node.outputs[0].spec, node.name + ".preactivation")
+            else:
+                fresh = keras.KerasTensor(x.spec.shape, dtype=x.spec.dtype)
+                y = self.tensor(kmap(fresh), f"{node.name}.{kmap.attr}")
+            bias = layer.bias if last and getattr(layer, "use_bias", False) else None
+            name = node.name if len(maps) == 1 else f"{node.name}.{kmap.attr}"
+            out.append(
+                Node(
+                    name,
+                    layer,
+                    [x],
+                    [y],
+                    _kernel_forward(kmap, bias),
+                    role="kernel",
+                    info={"kernel_map": kmap, "bias": bias, "layer_name": node.name},
+                )
+            )
+            x = y
+        if family != "linear":
+            out.append(
+                Node(
+                    node.name + ".activation",
+                    layer,
+                    [x],
+                    [node.outputs[0]],
+                    _activation_forward(activation),
+                    role="activation",
+                    info={"family": family, "layer_name": node.name},
+                )
+            )
+        return out
+
+    def run(self):
+        nodes = []
+        for node in self.graph.nodes:
+            maps = kernel_maps(node.op) if isinstance(node.op, keras.layers.Layer) else None
+            if maps:
+                nodes.extend(self.split_kernel_layer(node, maps))
+                continue
+            kind = kinds.kind_of(node.op)
+            if kind is None:
+                raise kinds.unsupported_error(node)
+            info = dict(node.info, layer_name=node.name)
+            if kind == "activation":
+                info["family"] = kinds.layer_activation_family(node.op)
+                if info["family"] is None:
+                    raise kinds.unsupported_error(node)
+            nodes.append(
+                Node(node.name, node.op, node.inputs, node.outputs, node.forward, kind, info)
+            )
+        return Graph(self.graph.inputs, self.graph.outputs, nodes)
+
+
+def canonize(graph):
+    """Split kernel layers and classify every node; refuses unknown layers."""
+    return _Canonizer(graph).run()
+
+
+def strip_softmax(graph):
+    """Remove a softmax that produces the (single) output, with a warning."""
+    (out,) = graph.outputs
+    last = graph.producer(out)
+    if last is None or last.role != "activation" or last.info.get("family") != "softmax":
+        return graph
+    warn(
+        f"The model ends in a softmax ('{last.name}'); it is removed so that the logits "
+        "(the softmax input) are explained."
+    )
+    new_out = last.inputs[0]
+    nodes = [n for n in graph.nodes if n is not last]
+    return Graph(graph.inputs, [new_out], nodes).select_output(0)

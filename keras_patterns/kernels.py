@@ -1,0 +1,149 @@
+"""Kernel maps: the linear part y = W^T x of a kernel layer, with the kernel as a parameter.
+
+Every kernel layer (Dense, Conv, ConvTranspose, DepthwiseConv and the two halves of a
+SeparableConv) is split by canonization into a kernel map, a bias and an activation. A kernel
+map can be applied with another kernel of the same shape: PatternNet back-propagates with the
+pattern A and PatternAttribution with W*A in place of W, and LRP rules with the positive or
+negative part of W. Back-propagating through a kernel map is its vector-Jacobian product.
+"""
+
+from keras import layers, ops
+
+
+class KernelMap:
+    """y = W^T x for one kernel layer; `attr` names the kernel attribute of the layer."""
+
+    attr = "kernel"
+
+    def __init__(self, layer):
+        self.layer = layer
+
+    @property
+    def kernel(self):
+        return getattr(self.layer, self.attr)
+
+    def __call__(self, x, kernel=None):
+        return self.apply(x, self.kernel if kernel is None else kernel)
+
+    def apply(self, x, kernel):
+        raise NotImplementedError
+
+    @property
+    def channel_axis(self):
+        """Axis of the output that indexes the map's output neurons."""
+        return 1 if getattr(self.layer, "data_format", None) == "channels_first" else -1
+
+    @property
+    def output_channels(self):
+        return int(self.kernel.shape[-1])
+
+    def broadcast(self, vector, rank):
+        """Reshape a per-output-neuron vector (bias) to broadcast against an output of `rank`."""
+        shape = [1] * rank
+        shape[self.channel_axis] = -1
+        return ops.reshape(vector, shape)
+
+
+class DenseMap(KernelMap):
+    def apply(self, x, kernel):
+        return ops.matmul(x, kernel)
+
+
+class ConvMap(KernelMap):
+    def apply(self, x, kernel):
+        layer = self.layer
+        padding = layer.padding
+        if padding == "causal":
+            x = ops.pad(x, layer._compute_causal_padding())
+            padding = "valid"
+        return ops.conv(
+            x,
+            kernel,
+            strides=list(layer.strides),
+            padding=padding,
+            dilation_rate=layer.dilation_rate,
+            data_format=layer.data_format,
+        )
+
+
+class ConvTransposeMap(KernelMap):
+    @property
+    def output_channels(self):
+        return int(self.kernel.shape[-2])
+
+    def apply(self, x, kernel):
+        layer = self.layer
+        return ops.conv_transpose(
+            x,
+            kernel,
+            strides=list(layer.strides),
+            padding=layer.padding,
+            output_padding=layer.output_padding,
+            dilation_rate=layer.dilation_rate,
+            data_format=layer.data_format,
+        )
+
+
+class DepthwiseMap(KernelMap):
+    """Depthwise convolution; `attr` is `kernel` (DepthwiseConv) or `depthwise_kernel`."""
+
+    @property
+    def output_channels(self):
+        return int(self.kernel.shape[-2] * self.kernel.shape[-1])
+
+    def apply(self, x, kernel):
+        layer = self.layer
+        return ops.depthwise_conv(
+            x,
+            kernel,
+            strides=layer.strides,
+            padding=layer.padding,
+            dilation_rate=layer.dilation_rate,
+            data_format=layer.data_format,
+        )
+
+
+class SeparableDepthwiseMap(DepthwiseMap):
+    attr = "depthwise_kernel"
+
+
+class PointwiseMap(KernelMap):
+    """The 1x1 convolution that follows the depthwise step of a separable convolution."""
+
+    attr = "pointwise_kernel"
+
+    def apply(self, x, kernel):
+        return ops.conv(
+            x, kernel, strides=1, padding="valid", dilation_rate=1,
+            data_format=self.layer.data_format,
+        )
+
+
+# Kernel layer class -> the kernel maps it is split into, in forward order.
+KERNEL_LAYERS = {
+    layers.Dense: (DenseMap,),
+    layers.Conv1D: (ConvMap,),
+    layers.Conv2D: (ConvMap,),
+    layers.Conv3D: (ConvMap,),
+    layers.Conv1DTranspose: (ConvTransposeMap,),
+    layers.Conv2DTranspose: (ConvTransposeMap,),
+    layers.Conv3DTranspose: (ConvTransposeMap,),
+    layers.DepthwiseConv1D: (DepthwiseMap,),
+    layers.DepthwiseConv2D: (DepthwiseMap,),
+    layers.SeparableConv1D: (SeparableDepthwiseMap, PointwiseMap),
+    layers.SeparableConv2D: (SeparableDepthwiseMap, PointwiseMap),
+}
+
+
+def kernel_maps(layer):
+    """The kernel maps of `layer`, or None if it is not a kernel layer.
+
+    A subclass counts only if it keeps the base class's `call`: one that overrides it may
+    compute something else, and is refused rather than explained wrongly.
+    """
+    for cls in type(layer).__mro__:
+        if cls in KERNEL_LAYERS:
+            if type(layer).call is not cls.call:
+                return None
+            return [m(layer) for m in KERNEL_LAYERS[cls]]
+    return None
