@@ -37,6 +37,18 @@ class KernelMap:
     def output_channels(self):
         return int(self.kernel.shape[-1])
 
+    # Per-neuron quantities against the kernel layout. An output neuron of the map owns the
+    # kernel entries that share its index on the neuron axes (the last axis for Dense and
+    # Conv, axis -2 for ConvTranspose, the last two for depthwise kernels).
+
+    def neuron_to_kernel(self, vector):
+        """Reshape a per-output-neuron vector to broadcast against the kernel."""
+        return vector
+
+    def kernel_to_neuron(self, tensor, reduce):
+        """Reduce a kernel-shaped tensor over each neuron's own entries: one value per neuron."""
+        return reduce(tensor, axis=tuple(range(len(tensor.shape) - 1)))
+
     def broadcast(self, vector, rank):
         """Reshape a per-output-neuron vector (bias) to broadcast against an output of `rank`."""
         shape = [1] * rank
@@ -71,6 +83,13 @@ class ConvTransposeMap(KernelMap):
     def output_channels(self):
         return int(self.kernel.shape[-2])
 
+    def neuron_to_kernel(self, vector):
+        return ops.reshape(vector, (-1, 1))
+
+    def kernel_to_neuron(self, tensor, reduce):
+        rank = len(tensor.shape)
+        return reduce(tensor, axis=tuple(i for i in range(rank) if i != rank - 2))
+
     def apply(self, x, kernel):
         layer = self.layer
         return ops.conv_transpose(
@@ -90,6 +109,14 @@ class DepthwiseMap(KernelMap):
     @property
     def output_channels(self):
         return int(self.kernel.shape[-2] * self.kernel.shape[-1])
+
+    def neuron_to_kernel(self, vector):
+        # Output channel c * depth_multiplier + m belongs to kernel[..., c, m].
+        return ops.reshape(vector, tuple(self.kernel.shape[-2:]))
+
+    def kernel_to_neuron(self, tensor, reduce):
+        per = reduce(tensor, axis=tuple(range(len(tensor.shape) - 2)))
+        return ops.reshape(per, (-1,))
 
     def apply(self, x, kernel):
         layer = self.layer

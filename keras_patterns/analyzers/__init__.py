@@ -2,6 +2,7 @@
 
 from .base import Analyzer, ReverseAnalyzer
 from .baselines import InputAnalyzer, RandomAnalyzer
+from .pattern import PatternAttribution, PatternNet
 from .gradient import Gradient, InputTimesGradient, IntegratedGradients, SmoothGrad
 from .signal import Deconvnet, GuidedBackprop
 
@@ -16,6 +17,8 @@ ANALYZERS = {
         IntegratedGradients,
         Deconvnet,
         GuidedBackprop,
+        PatternNet,
+        PatternAttribution,
     )
 }
 

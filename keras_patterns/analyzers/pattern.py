@@ -1,0 +1,116 @@
+"""PatternNet and PatternAttribution (paper sections 4.3 and appendix A).
+
+    analyzer = kp.create_analyzer("pattern.attribution", model)
+    analyzer.fit(images, batch_size=64)          # or patterns=... at creation
+    heatmaps = analyzer.analyze(images)
+
+Kernel layers propagate with the learned patterns (PatternNet: A, PatternAttribution:
+W * A); rectifiers pass the signal where the forward unit was active, max-pooling routes it
+to the forward argmax, and the reverse pass starts with the selected output value y.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from ..errors import NotAnalyzableModelError
+from ..patterns import estimators
+from ..patterns.fit import Patterns, compute_patterns, pattern_keys
+from ..rules.pattern import PatternRule
+from .base import ReverseAnalyzer
+
+
+class _PatternAnalyzer(ReverseAnalyzer):
+    start = "value"
+    attribution = False
+
+    def __init__(self, model, patterns=None, pattern_type="relu", **kwargs):
+        if pattern_type not in estimators.PATTERN_TYPES:
+            raise ValueError(
+                f"pattern_type={pattern_type!r} is not one of "
+                f"{', '.join(map(repr, estimators.PATTERN_TYPES))}.")
+        self.pattern_type = pattern_type
+        super().__init__(model, **kwargs)
+        self._keys = pattern_keys(self.graph)
+        names = ("a_plus", "a_minus") if pattern_type in estimators.RELU_TYPES else ("a",)
+        self._variables = {}
+        for node, key in self._keys.items():
+            shape = tuple(node.info["kernel_map"].kernel.shape)
+            self._variables.setdefault(key, {
+                name: tf.Variable(tf.zeros(shape), trainable=False, name=name)
+                for name in names})
+        self.patterns = None
+        if patterns is not None:
+            self.set_patterns(patterns)
+        elif pattern_type not in estimators.FITTED_TYPES:
+            self.set_patterns(compute_patterns(model, None, pattern_type, graph=self.graph))
+
+    def fit(self, data, batch_size=32, steps=None, verbose=0, strategy=None):
+        """Fit the patterns on `data` (arrays, (x, y), tf.data, generator or PyDataset)."""
+        self.set_patterns(compute_patterns(
+            self.model, data, self.pattern_type, batch_size=batch_size, steps=steps,
+            verbose=verbose, strategy=strategy, graph=self.graph))
+        return self
+
+    def set_patterns(self, patterns):
+        """Use `patterns` (a `Patterns` object or the path of a saved patterns file)."""
+        if not isinstance(patterns, Patterns):
+            from ..patterns.storage import load_patterns
+
+            patterns = load_patterns(patterns, self.model)
+        needed = sorted(set(self._keys.values()))
+        missing = [k for k in needed if k not in patterns]
+        if missing:
+            raise NotAnalyzableModelError(
+                f"The patterns lack the kernel layer(s) {', '.join(missing)} of this model.")
+        for key in needed:
+            kmap = next(n for n, k in self._keys.items() if k == key).info["kernel_map"]
+            for name, a in patterns[key].items():
+                if tuple(a.shape) != tuple(kmap.kernel.shape):
+                    raise NotAnalyzableModelError(
+                        f"Pattern '{name}' of layer '{key}' has shape {tuple(a.shape)}, the "
+                        f"layer's kernel {tuple(kmap.kernel.shape)}.")
+        if patterns.pattern_type != self.pattern_type and (
+                (patterns.pattern_type in estimators.RELU_TYPES)
+                != (self.pattern_type in estimators.RELU_TYPES)):
+            raise NotAnalyzableModelError(
+                f"The patterns are of type {patterns.pattern_type!r}; this analyzer was "
+                f"created with pattern_type={self.pattern_type!r}.")
+        for key in needed:
+            for name, a in patterns[key].items():
+                self._variables[key][name].assign(np.asarray(a, np.float32))
+        self.patterns = patterns
+
+    def _gated(self, node):
+        """True if only rectifiers consume the node's output (negative regime blocked)."""
+        out = node.outputs[0]
+        consumers = [n for n in self.graph.nodes if any(t is out for t in n.inputs)]
+        return bool(consumers) and all(
+            n.role == "activation" and n.info.get("family") == "relu" for n in consumers)
+
+    def rule_for(self, node):
+        if node.role == "kernel":
+            return PatternRule(node, self._variables[self._keys[node]], self.attribution,
+                               self._gated(node))
+        return super().rule_for(node)
+
+    def _analyze_batch(self, xs, index):
+        if self.patterns is None:
+            raise NotAnalyzableModelError(
+                f"'{self.name}' needs patterns: call analyzer.fit(data) first, or create it "
+                "with patterns=<Patterns or path>.")
+        return super()._analyze_batch(xs, index)
+
+
+class PatternNet(_PatternAnalyzer):
+    """PatternNet: the signal, back-projected along the patterns (paper A.2.3)."""
+
+    name = "pattern.net"
+    description = "PatternNet: signal back-projected along learned patterns"
+
+
+class PatternAttribution(_PatternAnalyzer):
+    """PatternAttribution: contributions w * a of the signal (paper A.3.3)."""
+
+    name = "pattern.attribution"
+    description = "PatternAttribution: attribution with learned patterns (W * A)"
+    attribution = True

@@ -1,0 +1,216 @@
+"""Fitting patterns: one streaming pass over the data, then the estimator.
+
+`compute_patterns(model, data)` flattens and canonizes the model, replays it batch by batch
+in one compiled function that adds each kernel map's batch statistics to float64
+accumulators (memory independent of the amount of data), and turns the statistics into
+patterns with the chosen estimator. Under a `tf.distribute` strategy every replica forms
+the raw sums of its share of the batch; the sums are all-reduced and merged once.
+"""
+
+from collections.abc import Mapping
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .._warn import warn
+from ..canonize import canonize, strip_softmax
+from ..graph import flatten
+from . import estimators
+from .data import batches, number_of_batches
+from .identity import fingerprints, layout
+from .statistics import KernelStatistics, batch_sums
+
+
+class Patterns(Mapping):
+    """Patterns of a model: layer key -> {"a_plus", "a_minus"} or {"a"} (kernel-shaped arrays).
+
+    Attributes: `pattern_type`, `n_samples` (input samples seen while fitting, 0 for the
+    unfitted types), `counts` (key -> {"plus": observations per neuron, "minus": ...}),
+    `dead` (key -> number of neurons with a zero pattern), `layer_names` (key -> name of the
+    Keras layer), `stable_keys` and `fingerprint` (see `storage`).
+    """
+
+    def __init__(self, pattern_type, arrays, n_samples=0, counts=None, dead=None,
+                 layer_names=None, stable_keys=None, fingerprint=None):
+        self.pattern_type = pattern_type
+        self._arrays = dict(arrays)
+        self.n_samples = int(n_samples)
+        self.counts = counts or {}
+        self.dead = dead or {}
+        self.layer_names = layer_names or {k: k for k in arrays}
+        #: stable key (position and class, used in files) -> key
+        self.stable_keys = stable_keys or {}
+        #: (architecture, weights) fingerprints of the model the patterns were fitted for
+        self.fingerprint = fingerprint
+
+    def __getitem__(self, key):
+        return self._arrays[key]
+
+    def __iter__(self):
+        return iter(self._arrays)
+
+    def __len__(self):
+        return len(self._arrays)
+
+    def __repr__(self):
+        return (f"Patterns(type={self.pattern_type!r}, layers={len(self)}, "
+                f"samples={self.n_samples})")
+
+
+def kernel_nodes(graph):
+    return [n for n in graph.nodes if n.role == "kernel"]
+
+
+def pattern_keys(graph):
+    """A key per kernel node: the layer name (plus the kernel attribute for the two halves of a
+    separable convolution). Calls of one shared layer share the key and the pattern."""
+    keys, owner = {}, {}
+    for node in kernel_nodes(graph):
+        kmap = node.info["kernel_map"]
+        base = node.op.name
+        if owner.setdefault(base, id(node.op)) != id(node.op):
+            base = node.info["layer_name"].split("/")[:-1]
+            base = "/".join(base + [node.op.name])
+        key = base if kmap.attr == "kernel" else f"{base}.{kmap.attr}"
+        keys[node] = key
+    return keys
+
+
+def prepare_graph(model, output_index=None):
+    return strip_softmax(canonize(flatten(model)).select_output(output_index))
+
+
+class _Pass:
+    """The statistics pass over one graph."""
+
+    def __init__(self, graph, strategy=None):
+        self.graph = graph
+        self.keys = pattern_keys(graph)
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.stats = {}
+        self.kmaps = {}
+        for node, key in self.keys.items():
+            if key not in self.stats:
+                self.kmaps[key] = node.info["kernel_map"]
+                self.stats[key] = KernelStatistics(node.info["kernel_map"])
+        self._step = tf.function(self._update, autograph=False, reduce_retracing=True)
+
+    def _sums(self, xs):
+        values = {t.index: x for t, x in zip(self.graph.inputs, xs)}
+        sums = {}
+        for node in self.graph.nodes:
+            outs = node.forward([values[t.index] for t in node.inputs])
+            for t, v in zip(node.outputs, outs):
+                values[t.index] = v
+            if node.role != "kernel":
+                continue
+            kmap = node.info["kernel_map"]
+            x, z = values[node.inputs[0].index], values[node.outputs[0].index]
+            bias = node.info["bias"]
+            y = z if bias is None else z - kmap.broadcast(bias, len(z.shape))
+            m = tf.cast(z > 0, y.dtype)
+            sums.setdefault(self.keys[node], []).append(
+                batch_sums(kmap, kmap.kernel, x, y, {"plus": m, "minus": 1.0 - m}))
+        return sums
+
+    def _update(self, xs):
+        strategy = self.strategy
+        if strategy.num_replicas_in_sync > 1:
+            per_replica = strategy.run(self._sums, args=(xs,))
+            sums = tf.nest.map_structure(
+                lambda t: strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None),
+                per_replica)
+        else:
+            sums = self._sums(xs)
+        for key, per_call in sums.items():
+            for s in per_call:
+                self.stats[key].update(s)
+
+    def run(self, data, batch_size, steps, verbose):
+        specs = [t.spec for t in self.graph.inputs]
+        bar = keras.utils.Progbar(number_of_batches(data, batch_size, steps), verbose=verbose,
+                                  unit_name="batch") if verbose else None
+        n_samples = 0
+        replicas = self.strategy.num_replicas_in_sync
+        for k, xs in enumerate(batches(data, specs, batch_size, steps)):
+            n = int(xs[0].shape[0])
+            if replicas > 1:
+                xs = self._distribute(xs)
+            self._step(xs)
+            n_samples += n
+            if bar is not None:
+                bar.update(k + 1, values=[("samples", n_samples)], finalize=False)
+        if bar is not None:
+            bar.update(bar.target or (k + 1), values=[("samples", n_samples)], finalize=True)
+        if n_samples == 0:
+            from ..errors import InvalidInputError
+
+            raise InvalidInputError("fit() got no data: the dataset or generator was empty.")
+        return n_samples
+
+    def _distribute(self, xs):
+        """Split a batch evenly over the replicas (the last ones may get fewer samples)."""
+        replicas = self.strategy.num_replicas_in_sync
+
+        def part(ctx):
+            i = ctx.replica_id_in_sync_group
+            n = int(xs[0].shape[0])
+            size = -(-n // replicas)
+            return [x[i * size : min(n, (i + 1) * size)] for x in xs]
+
+        return self.strategy.experimental_distribute_values_from_function(part)
+
+
+def estimate_all(graph, pattern_type, statistics=None, n_samples=0, seed=0):
+    """Patterns for every kernel map of `graph` from `statistics` (key -> regime stats)."""
+    if pattern_type not in estimators.PATTERN_TYPES:
+        raise ValueError(
+            f"pattern_type={pattern_type!r} is not one of "
+            f"{', '.join(map(repr, estimators.PATTERN_TYPES))}."
+        )
+    rng = np.random.default_rng(seed)
+    arrays, counts, dead, names = {}, {}, {}, {}
+    for node, key in pattern_keys(graph).items():
+        if key in arrays:
+            continue
+        kmap = node.info["kernel_map"]
+        stats = None if statistics is None else statistics[key]
+        arrays[key], dead[key] = estimators.estimate(
+            pattern_type, kmap, kmap.kernel.numpy(), stats, rng)
+        names[key] = node.op.name
+        if stats is not None:
+            counts[key] = {r: stats[r]["n"] for r in ("plus", "minus")}
+    entries = layout(graph, pattern_keys(graph))
+    patterns = Patterns(pattern_type, arrays, n_samples, counts, dead, names,
+                        {stable: key for stable, key, _ in entries}, fingerprints(entries))
+    total = sum(dead.values())
+    if total:
+        worst = sorted(((k, v) for k, v in dead.items() if v), key=lambda kv: -kv[1])[:3]
+        warn(f"{total} neuron(s) got a zero pattern because they were never active (or their "
+             f"output did not vary) in the fitted data: "
+             + ", ".join(f"{k}: {v}" for k, v in worst) + (", ..." if sum(1 for v in dead.values() if v) > 3 else ""))
+    return patterns
+
+
+def compute_patterns(model, data=None, pattern_type="relu", batch_size=32, steps=None,
+                     verbose=0, output_index=None, strategy=None, seed=0, graph=None):
+    """Fit the patterns of every kernel layer of `model` on `data` (see `Patterns`).
+
+    data: numpy array(s), an (x, y) tuple, a tf.data.Dataset, a generator or a
+        keras.utils.PyDataset (labels are ignored). Not needed for "filter" and "random".
+    pattern_type: "relu" (default), "relu.eq8", "linear", "filter" or "random".
+    batch_size, steps: batching of arrays and unbatched datasets; at most `steps` batches.
+    verbose: 1 shows a progress bar.
+    strategy: a tf.distribute strategy (default: the current one).
+    seed: seed of the "random" estimator.
+    """
+    graph = graph if graph is not None else prepare_graph(model, output_index)
+    if pattern_type not in estimators.FITTED_TYPES:
+        return estimate_all(graph, pattern_type, seed=seed)
+    if data is None:
+        raise ValueError(f"pattern_type={pattern_type!r} is fitted: pass data.")
+    fit_pass = _Pass(graph, strategy)
+    n_samples = fit_pass.run(data, batch_size, steps, verbose)
+    statistics = {key: s.numpy() for key, s in fit_pass.stats.items()}
+    return estimate_all(graph, pattern_type, statistics, n_samples, seed)

@@ -1,0 +1,122 @@
+"""Patterns on disk: one HDF5 file next to the model (`model.keras` -> `model.patterns.h5`).
+
+Layout: root attributes `format_version`, `pattern_type`, `n_samples`, `architecture`
+(fingerprint of the kernel layers' classes, kernel shapes and order), `weights`
+(fingerprint of their kernels and biases) and `producer`; one group per kernel map under
+`layers/`, keyed by its position and class (stable across runs, unlike Keras' automatic
+layer names), holding the pattern arrays, the neuron counts per regime and the layer name.
+
+A file is written to a temporary name in the same folder and renamed, so a crash never
+leaves a half-written file under the final name. Loading refuses, naming the file and the
+mismatch: another architecture, other weights, a newer format, a damaged or truncated file.
+"""
+
+import os
+import tempfile
+
+import h5py
+import numpy as np
+
+from ..errors import InvalidInputError
+from .fit import Patterns, pattern_keys, prepare_graph
+from .identity import fingerprints, layout
+
+FORMAT_VERSION = 1
+
+
+class PatternFileError(InvalidInputError):
+    """A patterns file that cannot be used with this model."""
+
+
+def patterns_path(model_path):
+    """The patterns file beside a model file: `vgg16.keras` -> `vgg16.patterns.h5`."""
+    path = os.fspath(model_path)
+    for suffix in (".weights.h5", ".keras", ".h5", ".hdf5"):
+        if path.endswith(suffix):
+            return path[: -len(suffix)] + ".patterns.h5"
+    return path + ".patterns.h5"
+
+
+def save_patterns(patterns, path):
+    """Write `patterns` to `path` atomically (temporary file, then rename); returns path."""
+    from .. import __version__
+
+    arch, weights = patterns.fingerprint
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".patterns-", suffix=".h5.tmp", dir=folder)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["pattern_type"] = patterns.pattern_type
+            f.attrs["n_samples"] = patterns.n_samples
+            f.attrs["architecture"] = arch
+            f.attrs["weights"] = weights
+            f.attrs["producer"] = f"keras-patterns {__version__}"
+            group = f.create_group("layers")
+            for stable, key in patterns.stable_keys.items():
+                g = group.create_group(stable)
+                g.attrs["key"] = key
+                g.attrs["layer_name"] = patterns.layer_names.get(key, key)
+                for name, a in patterns[key].items():
+                    g.create_dataset(name, data=np.asarray(a, np.float32))
+                for regime, n in patterns.counts.get(key, {}).items():
+                    g.create_dataset(f"count_{regime}", data=np.asarray(n, np.float64))
+                g.attrs["dead"] = int(patterns.dead.get(key, 0))
+            f.attrs["complete"] = True
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def load_patterns(path, model):
+    """Read patterns saved for `model`; refuses files of other models (see module doc)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise PatternFileError(f"Patterns file '{path}' does not exist.")
+    graph = prepare_graph(model)
+    entries = layout(graph, pattern_keys(graph))
+    arch, weights = fingerprints(entries)
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise PatternFileError(
+            f"Patterns file '{path}' is damaged or not an HDF5 file ({e}).") from None
+    with f:
+        attrs = dict(f.attrs)
+        if not attrs.get("complete", False) or "layers" not in f:
+            raise PatternFileError(f"Patterns file '{path}' is incomplete (truncated write).")
+        version = int(attrs.get("format_version", -1))
+        if version > FORMAT_VERSION:
+            raise PatternFileError(
+                f"Patterns file '{path}' has format version {version}; this keras-patterns "
+                f"reads up to {FORMAT_VERSION}. Upgrade keras-patterns.")
+        if attrs["architecture"] != arch:
+            raise PatternFileError(
+                f"Patterns file '{path}' was fitted for another architecture (its kernel "
+                "layers, their order or shapes differ from this model's).")
+        if attrs["weights"] != weights:
+            raise PatternFileError(
+                f"Patterns file '{path}' was fitted for other weights of this architecture; "
+                "refit the patterns after training.")
+        arrays, counts, dead, names = {}, {}, {}, {}
+        try:
+            for stable, key, kmap in entries:
+                g = f["layers"][stable]
+                arrays[key] = {n: g[n][()] for n in g if not n.startswith("count_")}
+                counts[key] = {n[6:]: g[n][()] for n in g if n.startswith("count_")}
+                dead[key] = int(g.attrs["dead"])
+                names[key] = str(g.attrs["layer_name"])
+                for n, a in arrays[key].items():
+                    if a.shape != tuple(kmap.kernel.shape):
+                        raise PatternFileError(
+                            f"Patterns file '{path}': '{n}' of layer '{key}' has shape "
+                            f"{a.shape}, the kernel {tuple(kmap.kernel.shape)}.")
+        except (KeyError, OSError) as e:
+            raise PatternFileError(f"Patterns file '{path}' is damaged ({e}).") from None
+    return Patterns(str(attrs["pattern_type"]), arrays, int(attrs["n_samples"]), counts, dead,
+                    names, {stable: key for stable, key, _ in entries}, (arch, weights))

@@ -1,0 +1,348 @@
+"""Patterns: the paper's toy data, numpy closed forms with explicit patches, batching,
+w^T a = 1, PatternNet / PatternAttribution back-projection."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import layers
+
+import keras_patterns as kp
+from oracles import assert_close, tape_gradient
+
+
+def _cos(a, b):
+    a, b = np.ravel(a), np.ravel(b)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+# -- the toy example of section 2 ------------------------------------------------------------
+
+def _toy(n=40000, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.uniform(-1, 1, n)
+    eps = rng.normal(2.0, 1.0, n)  # distractor with mean 2
+    x = np.outer(y, [1.0, 0.0]) + np.outer(eps, [1.0, 1.0])
+    model = keras.Sequential([keras.Input((2,)),
+                              layers.Dense(1, use_bias=False, activation="relu")])
+    model.layers[0].kernel.assign(np.array([[1.0], [-1.0]], "float32"))  # w^T a_d = 0
+    return model, x.astype("float32"), y
+
+
+def test_toy_patterns_recover_the_signal_direction():
+    model, x, _ = _toy()
+    key = model.layers[0].name
+    p = kp.compute_patterns(model, x, pattern_type="relu", batch_size=500)
+    assert _cos(p[key]["a_plus"], [1, 0]) > 0.999
+    lin = kp.compute_patterns(model, x, pattern_type="linear")
+    assert _cos(lin[key]["a"], [1, 0]) > 0.999
+    # The filter estimator returns the weight direction, which is not the signal.
+    filt = kp.compute_patterns(model, None, pattern_type="filter")
+    assert _cos(filt[key]["a"], [1, -1]) > 0.9999
+
+
+def test_toy_eq8_shows_the_documented_deviation():
+    """Eq. (8) with E[y] over all samples: a_+ = (a_s/3 + a_d) / (1/3) = (4, 3)."""
+    model, x, _ = _toy()
+    p = kp.compute_patterns(model, x, pattern_type="relu.eq8")
+    np.testing.assert_allclose(p[model.layers[0].name]["a_plus"].ravel(), [4.0, 3.0], atol=0.1)
+
+
+def test_toy_patternnet_returns_the_signal_and_gradient_returns_w():
+    model, x, y = _toy()
+    net = kp.create_analyzer("pattern.net", model).fit(x, batch_size=1000)
+    att = kp.create_analyzer("pattern.attribution", model).fit(x, batch_size=1000)
+    sample = x[:200]
+    ys = y[:200]
+    active = ys > 0
+    expected_signal = np.outer(ys, [1.0, 0.0])  # a_s y
+    got = net.analyze(sample)
+    assert _cos(got[active], expected_signal[active]) > 0.999
+    assert np.all(got[~active] == 0)  # the rectifier blocks inactive samples
+    got_att = att.analyze(sample)
+    assert _cos(got_att[active], (np.array([1.0, -1.0]) * [1.0, 0.0]) * ys[active, None]) > 0.999
+    grad = kp.create_analyzer("gradient", model).analyze(sample[active])
+    assert_close(grad, np.tile([1.0, -1.0], (int(active.sum()), 1)))
+
+
+def test_64d_toy_with_several_distractors():
+    rng = np.random.default_rng(1)
+    d, k, n = 64, 5, 300000
+    dist = rng.normal(size=(d, k))
+    a_s = rng.normal(size=d) + dist @ rng.normal(size=k)  # partly along the distractors
+    q, _ = np.linalg.qr(dist)
+    w = a_s - q @ (q.T @ a_s)  # orthogonal to every distractor direction
+    w /= w @ a_s  # w^T a_s = 1
+    y = rng.uniform(-1, 1, n)
+    eps = rng.normal(loc=[2.0, -1.0, 0.5, 3.0, 1.0], size=(n, k))
+    x = (np.outer(y, a_s) + eps @ dist.T).astype("float32")
+    model = keras.Sequential([keras.Input((d,)), layers.Dense(1, use_bias=False,
+                                                               activation="relu")])
+    model.layers[0].kernel.assign(w[:, None].astype("float32"))
+    p = kp.compute_patterns(model, x, batch_size=4096)
+    assert _cos(p[model.layers[0].name]["a_plus"], a_s) > 0.999
+    assert _cos(w, a_s) < 0.9  # the filter is far from the signal direction
+    net = kp.create_analyzer("pattern.net", model, patterns=p)
+    sample = x[:50][y[:50] > 0]
+    assert _cos(net.analyze(sample), np.outer(y[:50][y[:50] > 0], a_s)) > 0.999
+
+
+# -- closed form with explicit patches ------------------------------------------------------
+
+def _same_pads(size, k, s, d):
+    out = -(-size // s)
+    total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def _patches(x, ks, strides, dilation, padding):
+    """(batch * positions, kh * kw * C) patches of a channels_last 1-D or 2-D input."""
+    spatial = x.shape[1:-1]
+    pads = [(0, 0)] + [(_same_pads(n, k, s, d) if padding == "same" else (0, 0))
+                       for n, k, s, d in zip(spatial, ks, strides, dilation)] + [(0, 0)]
+    xp = np.pad(x, pads)
+    outs = [(xp.shape[1 + i] - (ks[i] - 1) * dilation[i] - 1) // strides[i] + 1
+            for i in range(len(ks))]
+    rows = []
+    for pos in np.ndindex(*outs):
+        sl = [slice(None)]
+        idx = []
+        for i, p in enumerate(pos):
+            idx.append([p * strides[i] + j * dilation[i] for j in range(ks[i])])
+        if len(ks) == 1:
+            patch = xp[:, idx[0], :]
+        else:
+            patch = xp[:, idx[0]][:, :, idx[1]]
+        del sl
+        rows.append(patch.reshape(len(x), -1))
+    return np.stack(rows, axis=1).reshape(-1, rows[0].shape[1])
+
+
+def _numpy_patterns(X, W, b, pattern_type):
+    """Patterns of a matrix W (features x neurons) from observations X (obs x features)."""
+    X = X.astype(np.float64)
+    W = W.astype(np.float64)
+    Y = X @ W
+    Z = Y + b
+    out = {}
+
+    def normed(direction):
+        return direction / np.sum(W * direction, axis=0)
+
+    def cov(mask):
+        res = np.zeros_like(W)
+        for j in range(W.shape[1]):
+            m = mask[:, j]
+            xm, ym = X[m], Y[m, j]
+            res[:, j] = ((xm - xm.mean(0)) * (ym - ym.mean())[:, None]).mean(0)
+        return res
+
+    plus = Z > 0
+    if pattern_type == "relu":
+        out["a_plus"] = normed(cov(plus))
+        out["a_minus"] = normed(cov(~plus))
+    elif pattern_type == "linear":
+        out["a"] = normed(cov(np.ones_like(plus)))
+    elif pattern_type == "relu.eq8":
+        for name, mask in (("a_plus", plus), ("a_minus", ~plus)):
+            d = np.zeros_like(W)
+            for j in range(W.shape[1]):
+                m = mask[:, j]
+                d[:, j] = (X[m] * Y[m, j][:, None]).mean(0) - X[m].mean(0) * Y[:, j].mean()
+            out[name] = normed(d)
+    elif pattern_type == "filter":
+        out["a"] = normed(W)
+    return out
+
+
+CONV_CASES = [
+    ("dense", {}),
+    ("conv1d", dict(kernel_size=3, strides=2, padding="same")),
+    ("conv1d", dict(kernel_size=3, dilation_rate=2, padding="valid")),
+    ("conv2d", dict(kernel_size=3, strides=1, padding="same")),
+    ("conv2d", dict(kernel_size=(3, 2), strides=2, padding="valid")),
+    ("conv2d", dict(kernel_size=2, dilation_rate=2, padding="same")),
+    ("depthwise", dict(kernel_size=3, depth_multiplier=2, padding="valid")),
+]
+
+
+@pytest.mark.parametrize("kind,config", CONV_CASES)
+@pytest.mark.parametrize("pattern_type", ["relu", "relu.eq8", "linear", "filter"])
+def test_estimators_equal_numpy_closed_form(kind, config, pattern_type):
+    rng = np.random.default_rng(3)
+    if kind == "dense":
+        x = rng.normal(0.5, 1.0, size=(300, 6)).astype("float32")
+        layer = layers.Dense(4, activation="relu")
+    elif kind == "conv1d":
+        x = rng.normal(0.5, 1.0, size=(40, 9, 3)).astype("float32")
+        layer = layers.Conv1D(4, activation="relu", **config)
+    elif kind == "conv2d":
+        x = rng.normal(0.5, 1.0, size=(30, 7, 6, 2)).astype("float32")
+        layer = layers.Conv2D(3, activation="relu", **config)
+    else:
+        x = rng.normal(0.5, 1.0, size=(30, 7, 7, 2)).astype("float32")
+        layer = layers.DepthwiseConv2D(activation="relu", **config)
+    model = keras.Sequential([keras.Input(x.shape[1:]), layer])
+    layer.bias.assign(rng.normal(0, 0.3, size=layer.bias.shape).astype("float32"))
+    p = kp.compute_patterns(model, x, pattern_type=pattern_type, batch_size=7)[layer.name]
+    kernel = layer.kernel.numpy()
+    b = layer.bias.numpy()
+    if kind == "dense":
+        expected = _numpy_patterns(x, kernel, b, pattern_type)
+    elif kind == "depthwise":
+        ks = kernel.shape[:-2]
+        expected = {}
+        cin, mult = kernel.shape[-2:]
+        for c in range(cin):
+            P = _patches(x[..., c:c + 1], ks, layer.strides, layer.dilation_rate, layer.padding)
+            Wc = kernel[..., c, :].reshape(-1, mult)
+            e = _numpy_patterns(P, Wc, b[c * mult:(c + 1) * mult], pattern_type)
+            for name, a in e.items():
+                expected.setdefault(name, np.zeros(kernel.shape))[..., c, :] = a.reshape(
+                    ks + (mult,))
+    else:
+        ks = kernel.shape[:-2]
+        P = _patches(x, ks, layer.strides, layer.dilation_rate, layer.padding)
+        e = _numpy_patterns(P, kernel.reshape(-1, kernel.shape[-1]), b, pattern_type)
+        expected = {name: a.reshape(kernel.shape) for name, a in e.items()}
+    assert set(p) == set(expected)
+    for name in expected:
+        np.testing.assert_allclose(p[name], expected[name], rtol=2e-4, atol=2e-5 * np.abs(
+            expected[name]).max())
+
+
+def test_every_active_neuron_has_unit_response():
+    """w_j^T a_j = 1 for every neuron with observations (the estimate reproduces y)."""
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential([keras.Input((8, 8, 3)), layers.Conv2D(6, 3, activation="relu"),
+                              layers.Flatten(), layers.Dense(5, activation="relu"),
+                              layers.Dense(3)])
+    x = np.random.default_rng(0).normal(size=(64, 8, 8, 3)).astype("float32")
+    p = kp.compute_patterns(model, x)
+    for layer in (model.layers[0], model.layers[2], model.layers[3]):
+        w = layer.kernel.numpy()
+        for name, a in p[layer.name].items():
+            resp = np.sum(w * a, axis=tuple(range(w.ndim - 1)))
+            counts = p.counts[layer.name]["plus" if name == "a_plus" else "minus"]
+            live = counts > 1
+            np.testing.assert_allclose(resp[live], 1.0, rtol=1e-6)
+            assert np.all(a[..., ~live] == 0)
+
+
+def _cnn():
+    keras.utils.set_random_seed(9)
+    return keras.Sequential([keras.Input((6, 6, 2)), layers.Conv2D(4, 3, activation="relu"),
+                             layers.MaxPooling2D(), layers.Flatten(),
+                             layers.Dense(6, activation="relu"), layers.Dense(3)])
+
+
+def test_batching_and_data_sources_agree():
+    """The statistics are float64 sums, so batches only matter through the model's float32
+    forward pass (whose per-sample results vary with the batch size at float32 round-off)."""
+    model = _cnn()
+    x = np.random.default_rng(2).normal(size=(70, 6, 6, 2)).astype("float32")
+    labels = np.zeros(70)
+    ref = kp.compute_patterns(model, x, batch_size=64)
+
+    def gen():
+        for i in range(0, 70, 9):
+            yield x[i:i + 9], labels[i:i + 9]
+
+    class Seq(keras.utils.PyDataset):
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            return x[i * 14:(i + 1) * 14], labels[i * 14:(i + 1) * 14]
+
+    sources = {
+        "batch 1": dict(data=x, batch_size=1),
+        "batch 7": dict(data=x, batch_size=7),
+        "(x, y)": dict(data=(x, labels), batch_size=16),
+        "tf.data": dict(data=tf.data.Dataset.from_tensor_slices((x, labels)).batch(11)),
+        "tf.data unbatched": dict(data=tf.data.Dataset.from_tensor_slices(x), batch_size=13),
+        "generator": dict(data=gen()),
+        "PyDataset": dict(data=Seq()),
+    }
+    for what, kw in sources.items():
+        p = kp.compute_patterns(model, **kw)
+        assert p.n_samples == 70, what
+        for key in ref:
+            for name in ref[key]:
+                np.testing.assert_allclose(p[key][name], ref[key][name], rtol=1e-4,
+                                           atol=1e-6 * np.abs(ref[key][name]).max(), err_msg=what)
+
+
+def test_moments_do_not_cancel_with_large_offsets():
+    """Chan merging in float64: a mean of 1e3 over many batches keeps the covariance."""
+    rng = np.random.default_rng(4)
+    n = 50000
+    y = rng.uniform(0.1, 1, n)
+    x = (1000.0 + np.outer(y, [1.0, 0.0]) + np.outer(rng.normal(size=n), [1.0, 1.0]))
+    model = keras.Sequential([keras.Input((2,)), layers.Dense(1, activation="relu")])
+    model.layers[0].kernel.assign(np.array([[1.0], [-1.0]], "float32"))
+    model.layers[0].bias.assign(np.array([1.0], "float32"))
+    p = kp.compute_patterns(model, x.astype("float32"), batch_size=100)
+    assert _cos(p[model.layers[0].name]["a_plus"], [1, 0]) > 0.999
+
+
+def _pattern_oracle(model, patterns, x, attribution):
+    """PatternNet / PatternAttribution by tape: the gradient of a network whose kernels are
+    the patterns (or W * A) and whose rectifier and max-pool decisions are frozen at the
+    original forward pass, started with the selected output value y."""
+    conv, pool, flat, dense, last = model.layers
+
+    def kernel(layer, name):
+        a = patterns[layer.name][name].astype("float32")
+        return layer.kernel * a if attribution else tf.constant(a)
+
+    xt = tf.constant(x)
+    pre1 = conv.convolution_op(xt, conv.kernel) + conv.bias
+    z2 = dense(flat(pool(tf.nn.relu(pre1))))  # post-relu
+    pre2 = tf.matmul(flat(pool(tf.nn.relu(pre1))), dense.kernel) + dense.bias
+    z3 = last(z2).numpy()
+    k = np.argmax(z3, axis=1)
+    y = z3[np.arange(len(x)), k]
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        u1 = conv.convolution_op(xt, kernel(conv, "a_plus")) * tf.cast(pre1 > 0, "float32")
+        # straight-through: value of the original activations, gradient along u1, so the
+        # max-pool routes by the original argmax
+        w1 = tf.nn.relu(pre1) + u1 - tf.stop_gradient(u1)
+        h = flat(pool(w1))
+        u2 = tf.matmul(h, kernel(dense, "a_plus")) * tf.cast(pre2 > 0, "float32")
+        plus = tf.matmul(u2, kernel(last, "a_plus"))
+        minus = tf.matmul(u2, kernel(last, "a_minus"))
+        out = tf.where(z3 > 0, plus, minus)
+        start = np.zeros_like(z3)
+        start[np.arange(len(x)), k] = y
+        objective = tf.reduce_sum(out * start)
+    return tape.gradient(objective, xt).numpy()
+
+
+@pytest.mark.parametrize("method", ["pattern.net", "pattern.attribution"])
+def test_pattern_methods_equal_tape_oracle(method):
+    model = _cnn()
+    x = np.random.default_rng(6).normal(size=(40, 6, 6, 2)).astype("float32")
+    analyzer = kp.create_analyzer(method, model).fit(x)
+    sample = x[:6]
+    expected = _pattern_oracle(model, analyzer.patterns, sample,
+                               method == "pattern.attribution")
+    assert_close(analyzer.analyze(sample), expected, rtol=1e-5)
+
+
+def test_analyze_before_fit_is_a_clear_error():
+    model = _cnn()
+    a = kp.create_analyzer("pattern.net", model)
+    with pytest.raises(kp.NotAnalyzableModelError, match="fit"):
+        a.analyze(np.zeros((1, 6, 6, 2), "float32"))
+
+
+def test_dead_neurons_get_zero_patterns_and_one_warning():
+    model = keras.Sequential([keras.Input((3,)), layers.Dense(4, activation="relu")])
+    model.layers[0].bias.assign(np.array([0.0, 0.0, -100.0, -100.0], "float32"))
+    x = np.random.default_rng(0).normal(size=(100, 3)).astype("float32")
+    with pytest.warns(UserWarning, match="2 neuron"):
+        p = kp.compute_patterns(model, x)
+    assert np.all(p[model.layers[0].name]["a_plus"][:, 2:] == 0)
+    assert p.dead[model.layers[0].name] == 2
