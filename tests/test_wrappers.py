@@ -72,19 +72,20 @@ def test_smoothgrad_neuron_is_chosen_on_the_clean_input():
 def _ig_oracle(fn, x, ref, steps, index):
     grads = []
     for k in range(steps):
-        point = ref + (k / (steps - 1)) * (x - ref)
+        point = ref + (k / steps) * (x - ref)
         grads.append(tape_gradient(fn, point.astype("float32"), "index", index))
     return (x - ref) * np.mean(grads, axis=0)
 
 
 def test_integrated_gradients_closed_form():
-    """For y = w^T relu(x): IG_i = (x_i - r_i) w_i mean_k [r_i + a_k (x_i - r_i) > 0]."""
+    """For y = w^T relu(x): IG_i = (x_i - r_i) w_i mean_k [r_i + a_k (x_i - r_i) > 0],
+    a_k = k / steps (left Riemann sum)."""
     w = np.array([1.0, -2.0, 0.5, 3.0], "float32")
     m = _relu_linear_model(w)
     x = np.array([[1.0, 0.5, -1.0, 2.0]], "float32")
     ref = np.array([-1.0, -1.0, 1.0, 0.5], "float32")
     steps = 7
-    alphas = np.arange(steps) / (steps - 1)
+    alphas = np.arange(steps) / steps
     active = (ref[None, :, None] + alphas * (x - ref)[:, :, None]) > 0
     expected = (x - ref) * w * active.mean(axis=-1)
     got = kp.create_analyzer("integrated_gradients", m, reference_inputs=ref,
@@ -129,7 +130,7 @@ def test_wrappers_refuse_token_inputs():
 def test_parameter_errors():
     m = _relu_linear_model([1.0, 2.0])
     with pytest.raises(ValueError, match="steps"):
-        kp.create_analyzer("integrated_gradients", m, steps=1)
+        kp.create_analyzer("integrated_gradients", m, steps=0)
     with pytest.raises(ValueError, match="augment_by_n"):
         kp.create_analyzer("smoothgrad", m, augment_by_n=0)
 

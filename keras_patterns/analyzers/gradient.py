@@ -177,9 +177,10 @@ class SmoothGrad(_AveragedGradient):
 
 
 class IntegratedGradients(_AveragedGradient):
-    """(x - x_ref) times the mean gradient at `steps` points from x_ref to x.
+    """(x - x_ref) times the mean gradient at `steps` points from x_ref towards x.
 
-    The points are x_ref + k/(steps-1) (x - x_ref), k = 0..steps-1 (both ends included).
+    The points are x_ref + (k/steps) (x - x_ref), k = 0..steps-1: the left Riemann sum of
+    the path integral, as in iNNvestigate, so its numbers are reproduced.
     reference_inputs: a scalar or an array broadcastable to one sample (default 0).
     """
 
@@ -187,8 +188,8 @@ class IntegratedGradients(_AveragedGradient):
     description = "integrated gradients along the straight path from a reference input"
 
     def __init__(self, model, reference_inputs=0, steps=64, **kwargs):
-        if not isinstance(steps, int) or steps < 2:
-            raise ValueError(f"steps must be an int >= 2, got {steps!r}.")
+        if not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps must be a positive int, got {steps!r}.")
         self.steps = steps
         self.n_copies = steps
         self.reference_inputs = reference_inputs
@@ -202,7 +203,7 @@ class IntegratedGradients(_AveragedGradient):
 
     def _copies(self, x, k, i):
         ref = tf.cast(self._references[i], x.dtype)
-        alpha = tf.cast(k, x.dtype) / (self.steps - 1)
+        alpha = tf.cast(k, x.dtype) / self.steps
         alpha = tf.reshape(alpha, tf.concat([tf.shape(k), tf.ones_like(tf.shape(x))], 0))
         return ref + alpha * (x - ref)[None]
 
