@@ -19,7 +19,10 @@ def _kernel_forward(kmap, bias):
     def forward(values):
         y = kmap(values[0])
         if bias is not None:
-            y = y + kmap.broadcast(bias, len(y.shape))
+            # keras.ops.add, as in the Keras layers: its TensorFlow version may choose the
+            # bias axis by shape (a channels_first output whose last axis has as many
+            # entries as channels gets the bias on the last axis); replay it exactly.
+            y = keras.ops.add(y, kmap.broadcast(bias, len(y.shape)))
         return [y]
 
     return forward

@@ -140,6 +140,11 @@ class PointwiseMap(KernelMap):
     attr = "pointwise_kernel"
 
     def apply(self, x, kernel):
+        if self.channel_axis == 1:
+            # TensorFlow's CPU kernels refuse channels_first convolutions (Keras transposes
+            # inside its separable conv); a 1x1 convolution is a matmul over the channels.
+            w = ops.reshape(kernel, tuple(kernel.shape[-2:]))
+            return ops.moveaxis(ops.matmul(ops.moveaxis(x, 1, -1), w), -1, 1)
         return ops.conv(
             x, kernel, strides=1, padding="valid", dilation_rate=1,
             data_format=self.layer.data_format,
