@@ -5,19 +5,22 @@
   depthwise map, then its pointwise map with the bias.
 - Every other node gets its kind (see `kinds.py`); an unknown layer is refused.
 - A final softmax is removed (with a warning) so that the logits are explained.
+- Optionally (`fold_batchnorm`), an inference-mode BatchNormalization that directly follows a
+  kernel map is folded into it, so that rules and patterns see the effective linear map.
 """
 
 import keras
 
 from . import kinds
 from ._warn import warn
-from .graph import Graph, Node, Tensor
-from .kernels import kernel_maps
+from .graph import Graph, Node, Tensor, flatten
+from .kernels import FoldedMap, kernel_maps
 
 
-def _kernel_forward(kmap, bias):
+def _kernel_forward(kmap):
     def forward(values):
         y = kmap(values[0])
+        bias = kmap.bias
         if bias is not None:
             # keras.ops.add, as in the Keras layers: its TensorFlow version may choose the
             # bias axis by shape (a channels_first output whose last axis has as many
@@ -68,7 +71,6 @@ class _Canonizer:
             else:
                 fresh = keras.KerasTensor(x.spec.shape, dtype=x.spec.dtype)
                 y = self.tensor(kmap(fresh), f"{node.name}.{kmap.attr}")
-            bias = layer.bias if last and getattr(layer, "use_bias", False) else None
             name = node.name if len(maps) == 1 else f"{node.name}.{kmap.attr}"
             out.append(
                 Node(
@@ -76,9 +78,9 @@ class _Canonizer:
                     layer,
                     [x],
                     [y],
-                    _kernel_forward(kmap, bias),
+                    _kernel_forward(kmap),
                     role="kernel",
-                    info={"kernel_map": kmap, "bias": bias, "layer_name": node.name},
+                    info={"kernel_map": kmap, "layer_name": node.name},
                 )
             )
             x = y
@@ -135,3 +137,53 @@ def strip_softmax(graph):
     new_out = last.inputs[0]
     nodes = [n for n in graph.nodes if n is not last]
     return Graph(graph.inputs, [new_out], nodes).select_output(0)
+
+
+def _batchnorm_axis(bn, rank):
+    axis = bn.axis if isinstance(bn.axis, int) else (bn.axis[0] if len(bn.axis) == 1 else None)
+    return None if axis is None else axis % rank
+
+
+def fold_batchnorm(graph):
+    """Fold every BatchNormalization that directly follows a kernel map into that map.
+
+    Folded when the kernel map's output feeds only the BatchNormalization, which normalises
+    the map's channel axis; other BatchNormalization layers stay affine nodes.
+    """
+    consumers = {}
+    for node in graph.nodes:
+        for t in node.inputs:
+            consumers.setdefault(t.index, []).append(node)
+    outputs = {t.index for t in graph.outputs}
+    nodes = list(graph.nodes)
+    for bn in graph.nodes:
+        if not (bn.role == "affine" and type(bn.op) is keras.layers.BatchNormalization):
+            continue
+        (x,) = bn.inputs
+        kernel = graph.producer(x)
+        if kernel is None or kernel.role != "kernel" or x.index in outputs:
+            continue
+        if len(consumers.get(x.index, [])) != 1:
+            continue
+        kmap = kernel.info["kernel_map"]
+        if isinstance(kmap, FoldedMap) or not kmap.with_bias:
+            continue
+        rank = len(x.shape)
+        if _batchnorm_axis(bn.op, rank) != kmap.channel_axis % rank:
+            continue
+        folded = FoldedMap(kmap, bn.op)
+        node = Node(kernel.name, kernel.op, kernel.inputs, bn.outputs, _kernel_forward(folded),
+                    role="kernel", info=dict(kernel.info, kernel_map=folded,
+                                             batchnorm_name=bn.name))
+        nodes[nodes.index(kernel)] = node
+        nodes.remove(bn)
+    return Graph(graph.inputs, graph.outputs, nodes)
+
+
+def prepare(model, output_index=None, fold=False):
+    """The canonized graph of `model` with one output (softmax stripped), BatchNorm folded
+    into the kernel maps before it when `fold`."""
+    graph = canonize(flatten(model)).select_output(output_index)
+    if fold:
+        graph = fold_batchnorm(graph)
+    return strip_softmax(graph)

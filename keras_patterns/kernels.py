@@ -15,12 +15,25 @@ class KernelMap:
 
     attr = "kernel"
 
-    def __init__(self, layer):
+    def __init__(self, layer, with_bias=False):
         self.layer = layer
+        #: whether the layer's bias is added after this map (the last map of a layer)
+        self.with_bias = with_bias
 
     @property
     def kernel(self):
         return getattr(self.layer, self.attr)
+
+    @property
+    def bias(self):
+        """The bias added after this map, or None."""
+        if self.with_bias and getattr(self.layer, "use_bias", False):
+            return self.layer.bias
+        return None
+
+    @property
+    def name(self):
+        return self.layer.name
 
     def __call__(self, x, kernel=None):
         return self.apply(x, self.kernel if kernel is None else kernel)
@@ -151,6 +164,60 @@ class PointwiseMap(KernelMap):
         )
 
 
+class FoldedMap(KernelMap):
+    """A kernel map followed by an inference-mode BatchNormalization, as one affine map.
+
+    With s = gamma / sqrt(moving_variance + epsilon) per output neuron, the folded kernel is
+    W * s and the folded bias (b - moving_mean) * s + beta. Both are computed from the
+    layers' variables whenever they are read, so the fold follows later weight updates.
+    """
+
+    def __init__(self, base, batchnorm):
+        super().__init__(base.layer, with_bias=True)
+        self.base = base
+        self.batchnorm = batchnorm
+        self.attr = base.attr
+
+    @property
+    def name(self):
+        return f"{self.base.name}+{self.batchnorm.name}"
+
+    def _scale(self):
+        bn = self.batchnorm
+        s = ops.rsqrt(ops.convert_to_tensor(bn.moving_variance) + bn.epsilon)
+        return s * bn.gamma if bn.scale else s
+
+    @property
+    def kernel(self):
+        return self.base.kernel * self.base.neuron_to_kernel(self._scale())
+
+    @property
+    def bias(self):
+        bn = self.batchnorm
+        b = -ops.convert_to_tensor(bn.moving_mean)
+        if self.base.bias is not None:
+            b = b + self.base.bias
+        b = b * self._scale()
+        return b + bn.beta if bn.center else b
+
+    def apply(self, x, kernel):
+        return self.base.apply(x, kernel)
+
+    @property
+    def channel_axis(self):
+        return self.base.channel_axis
+
+    @property
+    def output_channels(self):
+        return self.base.output_channels
+
+    def neuron_to_kernel(self, vector):
+        return self.base.neuron_to_kernel(vector)
+
+    def kernel_to_neuron(self, tensor, reduce):
+        return self.base.kernel_to_neuron(tensor, reduce)
+
+
 # Kernel layer class -> the kernel maps it is split into, in forward order.
 KERNEL_LAYERS = {
     layers.Dense: (DenseMap,),
@@ -177,5 +244,6 @@ def kernel_maps(layer):
         if cls in KERNEL_LAYERS:
             if type(layer).call is not cls.call:
                 return None
-            return [m(layer) for m in KERNEL_LAYERS[cls]]
+            maps = KERNEL_LAYERS[cls]
+            return [m(layer, with_bias=k == len(maps) - 1) for k, m in enumerate(maps)]
     return None

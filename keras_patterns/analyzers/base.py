@@ -5,9 +5,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from ..canonize import canonize, strip_softmax
+from ..canonize import prepare
 from ..errors import InvalidInputError, NotAnalyzableModelError
-from ..graph import flatten
 from ..reverse import build_reverse_model
 from ..rules import EmbeddingRule, GradientRule
 from ..selection import check_mode, normalize_index
@@ -27,6 +26,9 @@ class Analyzer:
 
     name = None
     description = ""
+    #: fold BatchNormalization into the kernel map before it (rules that need the
+    #: effective linear map: patterns, LRP)
+    fold_batchnorm = False
 
     def __init__(
         self,
@@ -43,7 +45,7 @@ class Analyzer:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
         self.batch_size = batch_size
         self.jit_compile = bool(jit_compile)
-        self.graph = strip_softmax(canonize(flatten(model)).select_output(output_index))
+        self.graph = prepare(model, output_index, fold=self.fold_batchnorm)
         self._check_model(self.graph)
 
     # -- model checks --------------------------------------------------------------------

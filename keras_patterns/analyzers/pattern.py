@@ -22,6 +22,7 @@ from .base import ReverseAnalyzer
 class _PatternAnalyzer(ReverseAnalyzer):
     start = "value"
     attribution = False
+    fold_batchnorm = True
 
     def __init__(self, model, patterns=None, pattern_type="relu", **kwargs):
         if pattern_type not in estimators.PATTERN_TYPES:

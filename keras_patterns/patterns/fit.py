@@ -14,8 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from .._warn import warn
-from ..canonize import canonize, strip_softmax
-from ..graph import flatten
+from ..canonize import prepare
 from . import estimators
 from .data import batches, number_of_batches
 from .identity import fingerprints, layout
@@ -69,16 +68,21 @@ def pattern_keys(graph):
     for node in kernel_nodes(graph):
         kmap = node.info["kernel_map"]
         base = node.op.name
-        if owner.setdefault(base, id(node.op)) != id(node.op):
+        # a shared layer folded with different BatchNormalizations maps differently per call
+        who = (id(node.op), id(getattr(kmap, "batchnorm", None)))
+        if owner.setdefault(base, who) != who:
             base = node.info["layer_name"].split("/")[:-1]
             base = "/".join(base + [node.op.name])
+            if getattr(kmap, "batchnorm", None) is not None:
+                base = f"{base}+{kmap.batchnorm.name}"
         key = base if kmap.attr == "kernel" else f"{base}.{kmap.attr}"
         keys[node] = key
     return keys
 
 
 def prepare_graph(model, output_index=None):
-    return strip_softmax(canonize(flatten(model)).select_output(output_index))
+    """The graph patterns are fitted on: BatchNormalization folded into the kernel before it."""
+    return prepare(model, output_index, fold=True)
 
 
 class _Pass:
@@ -107,7 +111,7 @@ class _Pass:
                 continue
             kmap = node.info["kernel_map"]
             x, z = values[node.inputs[0].index], values[node.outputs[0].index]
-            bias = node.info["bias"]
+            bias = kmap.bias
             y = z if bias is None else z - kmap.broadcast(bias, len(z.shape))
             m = tf.cast(z > 0, y.dtype)
             sums.setdefault(self.keys[node], []).append(

@@ -17,6 +17,8 @@ def layout(graph, keys):
         seen.add(key)
         kmap = node.info["kernel_map"]
         stable = f"{len(out):04d}_{type(node.op).__name__}_{kmap.attr}"
+        if "batchnorm_name" in node.info:
+            stable += "_bn"
         out.append((stable, key, kmap))
     return out
 
@@ -30,7 +32,7 @@ def fingerprints(entries):
         for attr in ("strides", "padding", "dilation_rate", "data_format", "groups"):
             arch.update(f"{attr}={getattr(layer, attr, None)}".encode())
         weights.update(np.ascontiguousarray(np.asarray(kmap.kernel, np.float32)).tobytes())
-        bias = getattr(layer, "bias", None)
+        bias = kmap.bias
         if bias is not None:
             weights.update(np.ascontiguousarray(np.asarray(bias, np.float32)).tobytes())
     return arch.hexdigest(), weights.hexdigest()
