@@ -125,6 +125,25 @@ _LAYER_KINDS = {
 }
 
 
+# Linear maps that add up their inputs (LRP distributes relevance over the summands in
+# proportion to their contributions); every other `linear` node only routes values.
+_SUMMING_LAYERS = (
+    layers.AveragePooling1D, layers.AveragePooling2D, layers.AveragePooling3D,
+    layers.GlobalAveragePooling1D, layers.GlobalAveragePooling2D, layers.GlobalAveragePooling3D,
+    layers.Add, layers.Subtract, layers.Average,
+)
+_OP_SUMMING = {"Add", "Subtract", "Mean", "Sum", "Negative"}
+
+
+def is_summing(op):
+    """Whether a `linear` node sums values (rather than routing each value somewhere)."""
+    if isinstance(op, (layers.UpSampling1D, layers.UpSampling2D, layers.UpSampling3D)):
+        return getattr(op, "interpolation", "nearest") != "nearest"  # bilinear mixes values
+    if isinstance(op, keras.layers.Layer):
+        return isinstance(op, _SUMMING_LAYERS)
+    return type(op).__name__ in _OP_SUMMING
+
+
 def activation_family(fn):
     """The family of a Keras activation function (`Dense(activation=...)`)."""
     name = getattr(fn, "__name__", None)

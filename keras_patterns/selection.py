@@ -3,8 +3,8 @@
 Modes (as in iNNvestigate): ``max_activation`` (per sample, the largest output),
 ``index`` (`analyze(x, neuron_selection=i)` with one int or one int per sample) and ``all``.
 The output is flattened per sample, so an index counts over all output units. The start
-signal is zero except at the selected output, where it is 1 (gradient family) or the output
-value y (signal and attribution methods, paper appendix A).
+signal is zero except at the selected output, where it is 1 (gradient family), the output
+value y (signal and attribution methods, LRP; paper appendix A) or max(y, 0) (Deep Taylor).
 """
 
 import keras
@@ -14,7 +14,7 @@ import tensorflow as tf
 from .errors import InvalidInputError
 
 MODES = ("max_activation", "index", "all")
-STARTS = ("one", "value")
+STARTS = ("one", "value", "positive_value")
 
 
 def check_mode(mode):
@@ -47,7 +47,12 @@ class NeuronSelection(keras.layers.Layer):
             else:
                 index = tf.cast(inputs[1], tf.int32)
             mask = tf.one_hot(index, tf.shape(flat)[1], dtype=flat.dtype)
-        start = mask if self.start == "one" else mask * flat
+        if self.start == "one":
+            start = mask
+        elif self.start == "value":
+            start = mask * flat
+        else:  # Deep Taylor explains a rectified output: max(y, 0)
+            start = mask * tf.maximum(flat, 0.0)
         return tf.reshape(start, tf.shape(y))
 
     def compute_output_spec(self, inputs):

@@ -468,7 +468,7 @@ def analyzer_setup(name, **params):
         def rule_for(step):
             if bounded and step["is_input"]:
                 return P(rule_bounded, low=params["low"], high=params["high"])
-            return rule_z_plus if step["feeds_relu"] else rule_w_square
+            return rule_z_plus  # at every kernel layer, the linear output layer too
 
         return rule_for, True
     if name.startswith("lrp."):

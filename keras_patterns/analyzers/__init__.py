@@ -3,6 +3,7 @@
 from .base import Analyzer, ReverseAnalyzer
 from .baselines import InputAnalyzer, RandomAnalyzer
 from .pattern import PatternAttribution, PatternNet
+from .lrp import LRP_ANALYZERS
 from .gradient import Gradient, InputTimesGradient, IntegratedGradients, SmoothGrad
 from .signal import Deconvnet, GuidedBackprop
 
@@ -19,6 +20,7 @@ ANALYZERS = {
         GuidedBackprop,
         PatternNet,
         PatternAttribution,
+        *LRP_ANALYZERS,
     )
 }
 

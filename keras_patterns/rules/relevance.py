@@ -1,0 +1,67 @@
+"""Reverse layers that carry relevance (LRP, Deep Taylor) through one forward node.
+
+- `KernelRelevance`: a kernel map (BatchNorm folded in) or an element-wise affine node
+  (BatchNormalization without a kernel before it, Rescaling, Normalization), with an LRP rule.
+- `SumRelevance`: parameter-free sums (Add, Subtract, Average, average pooling): relevance
+  in proportion to each input's contribution, r_i = x_i * d(sum)/dx_i * r / stab(sum).
+- `PassRelevance`: element-wise activations pass the relevance unchanged.
+Routing nodes (reshapes, concatenation, max-pooling's winner) use the gradient rule.
+"""
+
+import tensorflow as tf
+
+from .base import ReverseLayer, vjp
+from .lrp import LinearLayer, stabilize
+
+
+class DiagonalMap:
+    """An element-wise affine node y = s * x + t as a kernel map: kernel s, bias t.
+
+    s and t are read off the node's own forward function (t = f(0), s = f(1) - f(0)), so
+    every element-wise affine layer is handled alike, its variables shared.
+    """
+
+    def __init__(self, node, like):
+        ones = tf.ones(tf.concat([[1], tf.shape(like)[1:]], 0), like.dtype)
+        self.bias = node.forward([tf.zeros_like(ones)])[0]
+        self.kernel = node.forward([ones])[0] - self.bias
+
+    def apply(self, v, kernel):
+        return v * kernel
+
+    def broadcast(self, vector, rank):
+        return vector
+
+
+class KernelRelevance(ReverseLayer):
+    rule_name = "lrp"
+
+    def __init__(self, node, rule, nonnegative=False, **kwargs):
+        super().__init__(node, **kwargs)
+        self.rule = rule
+        self.nonnegative = nonnegative
+
+    def reverse(self, xs, ys, rs):
+        x, z = xs[0], ys[0]
+        if self.node.role == "kernel":
+            kmap = self.node.info["kernel_map"]
+        else:
+            kmap = DiagonalMap(self.node, x)
+        layer = LinearLayer(kmap, x, z, self.nonnegative)
+        return [self.rule.relevance(layer, tf.cast(rs[0], z.dtype))]
+
+
+class SumRelevance(ReverseLayer):
+    rule_name = "lrp_sum"
+
+    def reverse(self, xs, ys, rs):
+        s = rs[0] / stabilize(ys[0])
+        grads = vjp(self.node.forward, xs, [s])
+        return [None if g is None else x * g for x, g in zip(xs, grads)]
+
+
+class PassRelevance(ReverseLayer):
+    rule_name = "pass"
+
+    def reverse(self, xs, ys, rs):
+        return [rs[0]]
