@@ -3,6 +3,8 @@
 - `tape_gradient`: tf.GradientTape over the user's model (the softmax replaced by its input).
 - `rectifier_model`: a copy of a model whose rectifiers carry DeConvNet or Guided Backprop
   gradients via `tf.custom_gradient`; a tape over it gives the reference signal.
+- `patches`, `numpy_patterns`: explicit receptive-field patches and the pattern estimators
+  in closed form (numpy, float64).
 """
 
 import keras
@@ -108,3 +110,72 @@ def assert_close(actual, expected, rtol=1e-5):
     err = float(np.max(np.abs(actual - expected)))
     assert err <= rtol * scale, f"max abs error {err:.3g} > {rtol:g} x {scale:.3g}"
     assert np.isfinite(actual).all()
+
+
+def _same_pads(size, k, s, d):
+    out = -(-size // s)
+    total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def patches(x, ks, strides, dilation, padding):
+    """(batch * positions, kh * kw * C) patches of a channels_last 1-D or 2-D input."""
+    spatial = x.shape[1:-1]
+    pads = [(0, 0)] + [(_same_pads(n, k, s, d) if padding == "same" else (0, 0))
+                       for n, k, s, d in zip(spatial, ks, strides, dilation)] + [(0, 0)]
+    xp = np.pad(x, pads)
+    outs = [(xp.shape[1 + i] - (ks[i] - 1) * dilation[i] - 1) // strides[i] + 1
+            for i in range(len(ks))]
+    rows = []
+    for pos in np.ndindex(*outs):  # positions in row-major order, as the layer's output
+        idx = [[p * strides[i] + j * dilation[i] for j in range(ks[i])]
+               for i, p in enumerate(pos)]
+        if len(ks) == 1:
+            patch = xp[:, idx[0], :]
+        else:
+            patch = xp[:, idx[0]][:, :, idx[1]]
+        rows.append(patch.reshape(len(x), -1))
+    return np.stack(rows, axis=1).reshape(-1, rows[0].shape[1])
+
+
+def numpy_patterns(X, W, b, pattern_type, plus=None):
+    """Patterns of a matrix W (features x neurons) from observations X (obs x features).
+
+    y = X W (no bias); the positive regime is `plus` (obs x neurons) when given, else
+    X W + b > 0. A neuron with fewer than two observations in a regime gets a zero pattern
+    there."""
+    X = X.astype(np.float64)
+    W = W.astype(np.float64)
+    Y = X @ W
+    Z = Y + b
+    out = {}
+
+    def normed(direction):
+        return direction / np.sum(W * direction, axis=0)
+
+    def cov(mask):
+        res = np.zeros_like(W)
+        for j in range(W.shape[1]):
+            m = mask[:, j]
+            if m.sum() < 2:
+                continue  # the column stays zero (the 0/0 of `normed` is zeroed below)
+            xm, ym = X[m], Y[m, j]
+            res[:, j] = ((xm - xm.mean(0)) * (ym - ym.mean())[:, None]).mean(0)
+        return res
+
+    plus = Z > 0 if plus is None else np.asarray(plus, bool)
+    if pattern_type == "relu":
+        out["a_plus"] = normed(cov(plus))
+        out["a_minus"] = normed(cov(~plus))
+    elif pattern_type == "linear":
+        out["a"] = normed(cov(np.ones_like(plus)))
+    elif pattern_type == "relu.eq8":
+        for name, mask in (("a_plus", plus), ("a_minus", ~plus)):
+            d = np.zeros_like(W)
+            for j in range(W.shape[1]):
+                m = mask[:, j]
+                d[:, j] = (X[m] * Y[m, j][:, None]).mean(0) - X[m].mean(0) * Y[:, j].mean()
+            out[name] = normed(d)
+    elif pattern_type == "filter":
+        out["a"] = normed(W)
+    return {name: np.nan_to_num(a) for name, a in out.items()}

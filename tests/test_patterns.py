@@ -8,7 +8,7 @@ import tensorflow as tf
 from keras import layers
 
 import keras_patterns as kp
-from oracles import assert_close, tape_gradient
+from oracles import assert_close, numpy_patterns, patches
 
 
 def _cos(a, b):
@@ -89,72 +89,6 @@ def test_64d_toy_with_several_distractors():
 
 # -- closed form with explicit patches ------------------------------------------------------
 
-def _same_pads(size, k, s, d):
-    out = -(-size // s)
-    total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
-    return total // 2, total - total // 2
-
-
-def _patches(x, ks, strides, dilation, padding):
-    """(batch * positions, kh * kw * C) patches of a channels_last 1-D or 2-D input."""
-    spatial = x.shape[1:-1]
-    pads = [(0, 0)] + [(_same_pads(n, k, s, d) if padding == "same" else (0, 0))
-                       for n, k, s, d in zip(spatial, ks, strides, dilation)] + [(0, 0)]
-    xp = np.pad(x, pads)
-    outs = [(xp.shape[1 + i] - (ks[i] - 1) * dilation[i] - 1) // strides[i] + 1
-            for i in range(len(ks))]
-    rows = []
-    for pos in np.ndindex(*outs):
-        sl = [slice(None)]
-        idx = []
-        for i, p in enumerate(pos):
-            idx.append([p * strides[i] + j * dilation[i] for j in range(ks[i])])
-        if len(ks) == 1:
-            patch = xp[:, idx[0], :]
-        else:
-            patch = xp[:, idx[0]][:, :, idx[1]]
-        del sl
-        rows.append(patch.reshape(len(x), -1))
-    return np.stack(rows, axis=1).reshape(-1, rows[0].shape[1])
-
-
-def _numpy_patterns(X, W, b, pattern_type):
-    """Patterns of a matrix W (features x neurons) from observations X (obs x features)."""
-    X = X.astype(np.float64)
-    W = W.astype(np.float64)
-    Y = X @ W
-    Z = Y + b
-    out = {}
-
-    def normed(direction):
-        return direction / np.sum(W * direction, axis=0)
-
-    def cov(mask):
-        res = np.zeros_like(W)
-        for j in range(W.shape[1]):
-            m = mask[:, j]
-            xm, ym = X[m], Y[m, j]
-            res[:, j] = ((xm - xm.mean(0)) * (ym - ym.mean())[:, None]).mean(0)
-        return res
-
-    plus = Z > 0
-    if pattern_type == "relu":
-        out["a_plus"] = normed(cov(plus))
-        out["a_minus"] = normed(cov(~plus))
-    elif pattern_type == "linear":
-        out["a"] = normed(cov(np.ones_like(plus)))
-    elif pattern_type == "relu.eq8":
-        for name, mask in (("a_plus", plus), ("a_minus", ~plus)):
-            d = np.zeros_like(W)
-            for j in range(W.shape[1]):
-                m = mask[:, j]
-                d[:, j] = (X[m] * Y[m, j][:, None]).mean(0) - X[m].mean(0) * Y[:, j].mean()
-            out[name] = normed(d)
-    elif pattern_type == "filter":
-        out["a"] = normed(W)
-    return out
-
-
 CONV_CASES = [
     ("dense", {}),
     ("conv1d", dict(kernel_size=3, strides=2, padding="same")),
@@ -188,22 +122,22 @@ def test_estimators_equal_numpy_closed_form(kind, config, pattern_type):
     kernel = layer.kernel.numpy()
     b = layer.bias.numpy()
     if kind == "dense":
-        expected = _numpy_patterns(x, kernel, b, pattern_type)
+        expected = numpy_patterns(x, kernel, b, pattern_type)
     elif kind == "depthwise":
         ks = kernel.shape[:-2]
         expected = {}
         cin, mult = kernel.shape[-2:]
         for c in range(cin):
-            P = _patches(x[..., c:c + 1], ks, layer.strides, layer.dilation_rate, layer.padding)
+            P = patches(x[..., c:c + 1], ks, layer.strides, layer.dilation_rate, layer.padding)
             Wc = kernel[..., c, :].reshape(-1, mult)
-            e = _numpy_patterns(P, Wc, b[c * mult:(c + 1) * mult], pattern_type)
+            e = numpy_patterns(P, Wc, b[c * mult:(c + 1) * mult], pattern_type)
             for name, a in e.items():
                 expected.setdefault(name, np.zeros(kernel.shape))[..., c, :] = a.reshape(
                     ks + (mult,))
     else:
         ks = kernel.shape[:-2]
-        P = _patches(x, ks, layer.strides, layer.dilation_rate, layer.padding)
-        e = _numpy_patterns(P, kernel.reshape(-1, kernel.shape[-1]), b, pattern_type)
+        P = patches(x, ks, layer.strides, layer.dilation_rate, layer.padding)
+        e = numpy_patterns(P, kernel.reshape(-1, kernel.shape[-1]), b, pattern_type)
         expected = {name: a.reshape(kernel.shape) for name, a in e.items()}
     assert set(p) == set(expected)
     for name in expected:

@@ -7,6 +7,10 @@
 Kernel layers propagate with the learned patterns (PatternNet: A, PatternAttribution:
 W * A); rectifiers pass the signal where the forward unit was active, max-pooling routes it
 to the forward argmax, and the reverse pass starts with the selected output value y.
+A BatchNormalization right after a kernel layer is folded into it, so patterns describe the
+folded kernel and the regime is the normalised output's sign. After an activation that does
+not block negative inputs (leaky ReLU, PReLU, ELU, ...) neurons in the negative regime
+project back along a_- (times the activation's derivative).
 """
 
 import numpy as np
@@ -20,11 +24,31 @@ from .base import ReverseAnalyzer
 
 
 class _PatternAnalyzer(ReverseAnalyzer):
+    """Shared parameters of PatternNet and PatternAttribution.
+
+    patterns: a `Patterns` object (`kp.compute_patterns`) or the path of a saved patterns
+        file; without it, call `fit(data)` before `analyze` (except for the unfitted
+        pattern types "filter" and "random").
+    pattern_type: the signal estimator, "relu" (S_a+-, default), "relu.eq8", "linear"
+        (S_a), "filter" (S_w) or "random" (see `keras_patterns.patterns.estimators`).
+    rescale: divide the signal by its largest magnitude per sample after each kernel
+        layer's back-projection. In a very deep network the back-projected signal can shrink
+        or grow geometrically with depth (each layer superposes the signals of its neurons)
+        until float32 underflows or overflows; rescaling keeps it near 1. On a chain of
+        layers (no branches) the rescaled explanation is a positive per-sample multiple of
+        the plain one; where a tensor feeds several layers (residual or inception blocks)
+        the branches' signals are rescaled separately before they are summed, which
+        changes their relative weight.
+    """
+
     start = "value"
     attribution = False
     fold_batchnorm = True
 
-    def __init__(self, model, patterns=None, pattern_type="relu", **kwargs):
+    def __init__(self, model, patterns=None, pattern_type="relu", rescale=False, **kwargs):
+        if rescale not in (True, False):
+            raise ValueError(f"rescale must be True or False, got {rescale!r}.")
+        self.rescale = bool(rescale)
         if pattern_type not in estimators.PATTERN_TYPES:
             raise ValueError(
                 f"pattern_type={pattern_type!r} is not one of "
@@ -91,7 +115,7 @@ class _PatternAnalyzer(ReverseAnalyzer):
     def rule_for(self, node):
         if node.role == "kernel":
             return PatternRule(node, self._variables[self._keys[node]], self.attribution,
-                               self._gated(node))
+                               self._gated(node), rescale=self.rescale)
         return super().rule_for(node)
 
     def _analyze_batch(self, xs, index):
@@ -103,14 +127,23 @@ class _PatternAnalyzer(ReverseAnalyzer):
 
 
 class PatternNet(_PatternAnalyzer):
-    """PatternNet: the signal, back-projected along the patterns (paper A.2.3)."""
+    """PatternNet: the signal, back-projected along the patterns (paper A.2.3).
+
+    `rescale` is off by default: the result is then the estimated signal in input units
+    (on the paper's toy data exactly a_s y), linear in the start value, and visualisation
+    (x / (2 max|x|) + 1/2) removes the per-sample scale anyway. Turn it on for very deep
+    networks whose signal vanishes or overflows (at the price noted above for branches).
+    """
 
     name = "pattern.net"
     description = "PatternNet: signal back-projected along learned patterns"
 
 
 class PatternAttribution(_PatternAnalyzer):
-    """PatternAttribution: contributions w * a of the signal (paper A.3.3)."""
+    """PatternAttribution: contributions w * a of the signal (paper A.3.3).
+
+    `rescale` is off by default: contributions are in the units of the explained output.
+    """
 
     name = "pattern.attribution"
     description = "PatternAttribution: attribution with learned patterns (W * A)"

@@ -1,6 +1,9 @@
 """Batches from whatever a user passes to `fit`: numpy arrays, (x, y) tuples,
 `tf.data.Dataset`, Python generators and iterators, `keras.utils.PyDataset`."""
 
+import itertools
+import numbers
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -20,72 +23,104 @@ def _features(element, n_inputs):
     return list(element) if isinstance(element, (list, tuple)) else [element]
 
 
+def expected_shapes(specs):
+    """The batch shapes the model takes, for messages: (batch, 32, 32, 3), ..."""
+    return ", ".join(str(("batch",) + tuple(spec.shape)[1:]) for spec in specs)
+
+
 def _check(xs, specs, where):
     if len(xs) != len(specs):
         raise InvalidInputError(
-            f"{where}: the model has {len(specs)} input(s), a batch has {len(xs)} array(s)."
+            f"fit() on {where}: the model has {len(specs)} input(s) of shape "
+            f"{expected_shapes(specs)}; a batch has {len(xs)} array(s)."
         )
     out = []
     for x, spec in zip(xs, specs):
+        if not hasattr(x, "shape"):
+            x = np.asarray(x)
         shape = tuple(x.shape)
         want = tuple(spec.shape)
         if len(shape) != len(want) or any(
             w is not None and w != d for w, d in zip(want[1:], shape[1:])
         ):
             raise InvalidInputError(
-                f"{where}: expected batches of shape {('batch',) + want[1:]}, got {shape}."
+                f"fit() on {where}: expected batches of shape {('batch',) + want[1:]}, "
+                f"got {shape}."
             )
         out.append(tf.cast(x, spec.dtype))
     return out
 
 
-def batches(data, specs, batch_size=32, steps=None):
-    """Yield lists of input tensors, one list per batch; `steps` limits the number."""
+def _positive_int(n):
+    return isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1
+
+
+def _is_arrays(data):
+    return isinstance(data, (np.ndarray, tf.Tensor)) or (
+        isinstance(data, (list, tuple)) and len(data) > 0 and isinstance(
+            data[0], (np.ndarray, tf.Tensor, list, tuple)))
+
+
+def _source(data, specs, batch_size, steps):
+    """(iterator over raw elements, description for messages, number of batches or None)."""
     n_inputs = len(specs)
     rank = len(specs[0].shape)
     if isinstance(data, tf.data.Dataset):
         first = tf.nest.flatten(_features(data.element_spec, n_inputs))[0]
         if len(first.shape) == rank - 1:  # unbatched elements
             data = data.batch(batch_size)
-        source, where = iter(data), "tf.data.Dataset"
-    elif isinstance(data, keras.utils.PyDataset):
-        source = (data[i] for i in range(len(data)))
-        where = "PyDataset"
-    elif isinstance(data, (np.ndarray, tf.Tensor)) or (
-        isinstance(data, (list, tuple)) and len(data) and isinstance(
-            data[0], (np.ndarray, tf.Tensor, list, tuple))
-    ):
-        xs = [np.asarray(x) for x in _features(data, n_inputs)]
-        n = len(xs[0])
-        if any(len(x) != n for x in xs):
+        card = int(data.cardinality())  # -1 infinite, -2 unknown
+        return iter(data), "a tf.data.Dataset", card if card >= 0 else None
+    if isinstance(data, keras.utils.PyDataset):
+        n = data.num_batches  # None: infinite
+        if n is None and steps is None:
             raise InvalidInputError(
-                f"fit(): the input arrays have different numbers of samples {[len(x) for x in xs]}."
+                "fit() on an infinite PyDataset (num_batches is None) needs steps=.")
+        indices = range(n) if n is not None else itertools.count()
+        return (data[i] for i in indices), "a PyDataset", n
+    if _is_arrays(data):
+        xs = [np.asarray(x) for x in _features(data, n_inputs)]
+        n = len(xs[0]) if xs[0].ndim else 0
+        if any((len(x) if x.ndim else 0) != n for x in xs):
+            raise InvalidInputError(
+                "fit(): the input arrays have different numbers of samples "
+                f"{[len(x) if x.ndim else 0 for x in xs]}."
             )
         source = ([x[i : i + batch_size] for x in xs] for i in range(0, n, batch_size))
-        where = "array"
-    elif hasattr(data, "__next__") or hasattr(data, "__iter__"):
-        source, where = iter(data), "generator"
-    else:
-        raise InvalidInputError(
-            f"fit() cannot read data of type {type(data).__name__}: pass numpy arrays, an "
-            "(x, y) tuple, a tf.data.Dataset, a generator or a keras.utils.PyDataset."
+        return source, "arrays", -(-n // batch_size)
+    if hasattr(data, "__next__") or hasattr(data, "__iter__"):
+        return iter(data), "a generator", None
+    raise InvalidInputError(
+        f"fit() cannot read data of type {type(data).__name__}: pass numpy arrays, an "
+        "(x, y) tuple, a tf.data.Dataset, a generator or a keras.utils.PyDataset."
+    )
+
+
+class Batches:
+    """The batches of `data` as lists of input tensors, at most `steps` of them.
+
+    `known` is the number of batches when it is known in advance (for the progress bar),
+    else None; `where` describes the data in messages.
+    """
+
+    def __init__(self, data, specs, batch_size=32, steps=None):
+        if not _positive_int(batch_size):
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+        if steps is not None and not _positive_int(steps):
+            raise ValueError(f"steps must be a positive int or None, got {steps!r}.")
+        self.specs = specs
+        self.steps = None if steps is None else int(steps)
+        batch_size = int(batch_size)
+        self._source, self.where, n = _source(data, specs, batch_size, steps)
+        self.known = n if steps is None else (steps if n is None else min(n, steps))
+
+    def __iter__(self):
+        n_inputs = len(self.specs)
+        for element in itertools.islice(self._source, self.steps):
+            yield _check(_features(element, n_inputs), self.specs, self.where)
+
+    def empty_error(self):
+        return InvalidInputError(
+            f"fit() got no data from {self.where}: expected at least one batch of shape "
+            f"{expected_shapes(self.specs)}."
         )
-    for k, element in enumerate(source):
-        if steps is not None and k >= steps:
-            return
-        yield _check(_features(element, n_inputs), specs, where)
-
-
-def number_of_batches(data, batch_size, steps):
-    """The number of batches when it is known (for the progress bar), else None."""
-    n = None
-    if isinstance(data, keras.utils.PyDataset):
-        n = len(data)
-    elif isinstance(data, np.ndarray):
-        n = -(-len(data) // batch_size)
-    elif isinstance(data, tf.data.Dataset):
-        card = int(data.cardinality())
-        n = card if card >= 0 else None
-    if steps is not None:
-        n = steps if n is None else min(n, steps)
-    return n

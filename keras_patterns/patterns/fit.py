@@ -16,7 +16,7 @@ import tensorflow as tf
 from .._warn import warn
 from ..canonize import prepare
 from . import estimators
-from .data import batches, number_of_batches
+from .data import Batches
 from .identity import fingerprints, layout
 from .statistics import KernelStatistics, batch_sums
 
@@ -132,25 +132,25 @@ class _Pass:
                 self.stats[key].update(s)
 
     def run(self, data, batch_size, steps, verbose):
-        specs = [t.spec for t in self.graph.inputs]
-        bar = keras.utils.Progbar(number_of_batches(data, batch_size, steps), verbose=verbose,
+        """One pass over `data`; returns the number of input samples seen."""
+        source = Batches(data, [t.spec for t in self.graph.inputs], batch_size, steps)
+        bar = keras.utils.Progbar(source.known, verbose=verbose,
                                   unit_name="batch") if verbose else None
-        n_samples = 0
+        n_samples = n_batches = 0
         replicas = self.strategy.num_replicas_in_sync
-        for k, xs in enumerate(batches(data, specs, batch_size, steps)):
+        for xs in source:
             n = int(xs[0].shape[0])
             if replicas > 1:
                 xs = self._distribute(xs)
             self._step(xs)
             n_samples += n
+            n_batches += 1
             if bar is not None:
-                bar.update(k + 1, values=[("samples", n_samples)], finalize=False)
-        if bar is not None:
-            bar.update(bar.target or (k + 1), values=[("samples", n_samples)], finalize=True)
+                bar.update(n_batches)  # finalizes itself at a known last batch
         if n_samples == 0:
-            from ..errors import InvalidInputError
-
-            raise InvalidInputError("fit() got no data: the dataset or generator was empty.")
+            raise source.empty_error()
+        if bar is not None and n_batches != bar.target:
+            bar.update(n_batches, finalize=True)
         return n_samples
 
     def _distribute(self, xs):
