@@ -4,8 +4,10 @@
     python bench/bench.py --fit-memory      # peak memory of fitting on N and 10 N images
 
 Prints, per method, analyze time / forward time over the same images (best of `repeats`),
-the time to build an analyzer plus its first call, and fit time / forward time. Ratios, not
-absolute times, are comparable between machines; timings on a busy machine are noisy.
+the time to build an analyzer plus its first call, and fit time / forward time: for a fit on
+one batch of the images (fixed costs included) and per further batch (the streaming pass
+alone). Ratios, not absolute times, are comparable between machines; timings on a busy
+machine are noisy.
 """
 
 import argparse
@@ -14,6 +16,7 @@ import resource
 import subprocess
 import sys
 import time
+import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -24,7 +27,9 @@ import tensorflow as tf  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import keras_patterns as kp  # noqa: E402
 
-DEFAULT_METHODS = ("gradient", "guided_backprop", "pattern.net", "pattern.attribution")
+DEFAULT_METHODS = ("gradient", "guided_backprop", "pattern.net", "pattern.attribution",
+                   "lrp.z", "lrp.epsilon", "lrp.alpha_2_beta_1", "lrp.sequential_preset_a",
+                   "deep_taylor")
 
 
 def vgg16(size):
@@ -50,6 +55,7 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS))
     p.add_argument("--fit-memory", action="store_true")
+    p.add_argument("--no-fit", action="store_true", help="time the analyzers only")
     p.add_argument("--_fit_only", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
 
@@ -88,8 +94,17 @@ def main():
         t_build = time.perf_counter() - start
         t = best_time(lambda: analyzer.analyze(x), args.repeats)
         print(f"{name:<22} {t_build:>16.2f} {t / t_forward:>16.2f}")
-    t_fit = best_time(lambda: kp.compute_patterns(model, x, batch_size=args.images), 1)
+    if args.no_fit:
+        return
+    with warnings.catch_warnings():  # random weights and images leave dead units
+        warnings.simplefilter("ignore")
+        t_fit = best_time(lambda: kp.compute_patterns(model, x, batch_size=args.images), 1)
+        # The same fit on three batches: the difference is the cost of the streaming pass
+        # per batch, without the fixed costs of a fit (tracing, estimator, reading back).
+        x3 = np.concatenate([x, x, x])
+        t_fit3 = best_time(lambda: kp.compute_patterns(model, x3, batch_size=args.images), 1)
     print(f"{'fit (relu patterns)':<22} {'':>16} {t_fit / t_forward:>16.2f}")
+    print(f"{'fit, per further batch':<22} {'':>16} {(t_fit3 - t_fit) / 2 / t_forward:>16.2f}")
 
 
 if __name__ == "__main__":

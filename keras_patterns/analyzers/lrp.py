@@ -308,10 +308,11 @@ class LRPSequentialPresetBFlat(LRPSequentialPresetB):
 
 
 class LRPSequentialPresetBFlatUntilIdx(LRPSequentialPresetBFlat):
-    """Preset B with the flat rule at the kernel layers 0..until_layer_idx (and the input)."""
+    """Preset B with the flat rule at the layers 0..until_layer_idx (positions count every
+    layer of the model, as in iNNvestigate) and at the input layer."""
 
     name = "lrp.sequential_preset_b_flat_until_idx"
-    description = "LRP preset B with the flat rule up to kernel layer until_layer_idx"
+    description = "LRP preset B with the flat rule at layers 0..until_layer_idx"
 
     def __init__(self, model, until_layer_idx=None, **kwargs):
         if until_layer_idx is None:

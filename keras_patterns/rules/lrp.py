@@ -238,15 +238,6 @@ class Bounded(Rule):
                 - high * layer.backward(w_neg, s))
 
 
-class Pass(Rule):
-    """Identity: the relevance passes unchanged (for maps that keep the shape)."""
-
-    name = "pass"
-
-    def relevance(self, layer, r):
-        return r
-
-
 # Rule names (iNNvestigate's spellings are accepted too, see `rule_from`).
 RULES = {
     "z": Z,
@@ -265,7 +256,6 @@ RULES = {
     "z_plus": ZPlus,
     "z_plus_fast": ZPlusFast,
     "bounded": Bounded,
-    "pass": Pass,
 }
 
 
