@@ -18,6 +18,8 @@ import functools
 import keras
 import numpy as np
 
+from oracles import select
+
 EPS = 1e-7
 
 
@@ -381,14 +383,7 @@ def forward(steps, x):
 def start_relevance(y, mode="max_activation", index=None, positive=False):
     """y at the selected output unit, 0 elsewhere (max(y, 0) for Deep Taylor)."""
     flat = y.reshape(len(y), -1)
-    if mode == "all":
-        mask = np.ones_like(flat)
-    else:
-        if mode == "max_activation":
-            index = np.argmax(flat, axis=1)
-        index = np.broadcast_to(np.asarray(index), (len(y),))
-        mask = np.zeros_like(flat)
-        mask[np.arange(len(y)), index] = 1.0
+    mask = select(y, mode, index).reshape(flat.shape)
     start = mask * (np.maximum(flat, 0.0) if positive else flat)
     return start.reshape(y.shape)
 
