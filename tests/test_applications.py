@@ -44,7 +44,11 @@ METHOD_ARGS = {
     "gradient": {},
     "input_t_gradient": {},
     "smoothgrad": {"augment_by_n": 2, "seed": 0},  # noise_scale: 10% of the input range
-    "integrated_gradients": {"steps": 3},  # reference_inputs added per model
+    # reference_inputs added per model. With steps=3 the path point 2/3 of the random
+    # ResNet50 sits at a near-tie where float32 rounding decides the winner (the gradient
+    # itself jumps by 5% there, tape against tape on differently compiled graphs); the
+    # comparison needs points in general position.
+    "integrated_gradients": {"steps": 4},
     "deconvnet": {},
     "guided_backprop": {},
     "input": {},
