@@ -183,7 +183,11 @@ def fold_batchnorm(graph):
 def prepare(model, output_index=None, fold=False):
     """The canonized graph of `model` with one output (softmax stripped), BatchNorm folded
     into the kernel maps before it when `fold`."""
-    graph = canonize(flatten(model)).select_output(output_index)
+    flat = flatten(model)
+    graph = canonize(flat).select_output(output_index)
     if fold:
         graph = fold_batchnorm(graph)
-    return strip_softmax(graph)
+    graph = strip_softmax(graph)
+    #: the model's layers in call order (nested models inlined, inputs not counted)
+    graph.layer_order = list(dict.fromkeys(node.name for node in flat.nodes))
+    return graph

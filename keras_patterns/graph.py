@@ -67,6 +67,9 @@ class Node:
 class Graph:
     """Inputs, outputs and nodes (in an order where producers precede consumers)."""
 
+    #: names of the model's layers in call order, set by `canonize.prepare` (LRP positions)
+    layer_order = ()
+
     def __init__(self, inputs, outputs, nodes):
         self.inputs = list(inputs)
         self.outputs = list(outputs)

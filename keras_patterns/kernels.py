@@ -31,10 +31,6 @@ class KernelMap:
             return self.layer.bias
         return None
 
-    @property
-    def name(self):
-        return self.layer.name
-
     def __call__(self, x, kernel=None):
         return self.apply(x, self.kernel if kernel is None else kernel)
 
@@ -177,10 +173,6 @@ class FoldedMap(KernelMap):
         self.base = base
         self.batchnorm = batchnorm
         self.attr = base.attr
-
-    @property
-    def name(self):
-        return f"{self.base.name}+{self.batchnorm.name}"
 
     def _scale(self):
         bn = self.batchnorm

@@ -13,7 +13,6 @@ routing, element-wise activations unchanged. Names, parameters and defaults foll
 iNNvestigate; where its numbers are wrong this package differs (see `docs/design.md`).
 """
 
-from ..graph import flatten
 from ..kinds import is_summing
 from ..rules import GradientRule
 from ..rules.lrp import AlphaBeta, Bounded, Epsilon, Gamma, ZPlus, matches, rule_from
@@ -61,7 +60,7 @@ class LRP(ReverseAnalyzer):
         super().__init__(model, **kwargs)
         # Positions count the model's layers in call order (nested models inlined, inputs
         # not counted), as iNNvestigate counts them for until_layer_idx.
-        self._layer_order = list(dict.fromkeys(node.name for node in flatten(model).nodes))
+        self._layer_order = self.graph.layer_order
         self._kernel_layers = list(dict.fromkeys(
             node.info.get("layer_name", node.name)
             for node in self.graph.nodes if node.role == "kernel"))
@@ -72,7 +71,6 @@ class LRP(ReverseAnalyzer):
         self._until_rule = None if until_layer_rule is None else rule_from(until_layer_rule)
         self._bn_rule = None if bn_layer_rule is None else rule_from(bn_layer_rule)
         self._default = rule_from(self.default_rule)
-        self._rules = {}
 
     # -- which rule for which layer ------------------------------------------------------
 
@@ -152,10 +150,8 @@ class LRP(ReverseAnalyzer):
             threshold = getattr(producer.op, "threshold", 0.0) or 0.0
             return producer.info.get("family") == "relu" and threshold >= 0
         if producer.role == "max_pool" or self._routes(producer) or (
-                producer.role == "linear" and producer.layer_class in (
-                    "AveragePooling1D", "AveragePooling2D", "AveragePooling3D",
-                    "GlobalAveragePooling1D", "GlobalAveragePooling2D",
-                    "GlobalAveragePooling3D", "Add", "Average")):
+                producer.role == "linear" and is_summing(producer.op)
+                and producer.layer_class not in ("Subtract", "Negative")):
             return all(self._nonnegative(t) for t in producer.inputs)
         return False
 

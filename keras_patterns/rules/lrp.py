@@ -52,7 +52,7 @@ class LinearLayer:
         self.nonnegative = nonnegative
         self.kernel = tf.convert_to_tensor(kmap.kernel)
         bias = kmap.bias
-        self.bias = (tf.zeros_like(z) if bias is None
+        self.bias = (tf.zeros((), z.dtype) if bias is None
                      else tf.cast(kmap.broadcast(tf.convert_to_tensor(bias), len(z.shape)),
                                   z.dtype))
 
@@ -230,8 +230,7 @@ class Bounded(Rule):
 
     def relevance(self, layer, r):
         w_pos, w_neg = positive(layer.kernel), negative(layer.kernel)
-        low = layer.constant(0.0) + tf.cast(self.low, layer.x.dtype)
-        high = layer.constant(0.0) + tf.cast(self.high, layer.x.dtype)
+        low, high = layer.constant(self.low), layer.constant(self.high)
         z = (layer.z_without_bias - layer.forward(low, w_pos) - layer.forward(high, w_neg))
         s = r / stabilize(z)
         return (layer.x * layer.backward(layer.kernel, s) - low * layer.backward(w_pos, s)
