@@ -6,8 +6,10 @@
 Prints, per method, analyze time / forward time over the same images (best of `repeats`),
 the time to build an analyzer plus its first call, and fit time / forward time: for a fit on
 one batch of the images (fixed costs included) and per further batch (the streaming pass
-alone). Ratios, not absolute times, are comparable between machines; timings on a busy
-machine are noisy.
+alone: the difference between fits on 1 + k batches and on 1 batch, divided by k). Beside
+it, the floor of any exact statistics pass: the forward pass plus the two kernel gradients
+per layer that the estimator needs. Ratios, not absolute times, are comparable between
+machines; timings on a busy machine are noisy.
 """
 
 import argparse
@@ -56,6 +58,10 @@ def main():
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS))
     p.add_argument("--fit-memory", action="store_true")
     p.add_argument("--no-fit", action="store_true", help="time the analyzers only")
+    p.add_argument("--fit-batches", type=int, default=4,
+                   help="further batches whose fit time gives the cost per batch")
+    p.add_argument("--float64", action="store_true",
+                   help="also time fitting with precision='float64'")
     p.add_argument("--_fit_only", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
 
@@ -96,15 +102,57 @@ def main():
         print(f"{name:<22} {t_build:>16.2f} {t / t_forward:>16.2f}")
     if args.no_fit:
         return
+    floor = kernel_gradient_floor(model)
+    t_floor = best_time(lambda: floor(x).numpy(), args.repeats)
+    print(f"{'floor: fwd + 2 grads':<22} {'':>16} {t_floor / t_forward:>16.2f}")
+    for precision in ("float32", "float64") if args.float64 else ("float32",):
+        t_one, t_more = fit_times(model, x, args.images, args.fit_batches, precision)
+        per_batch = (t_more - t_one) / args.fit_batches
+        print(f"{'fit, ' + precision + ', 1 batch':<22} {'':>16} {t_one / t_forward:>16.2f}")
+        noisy = t_more - t_one < 0.5 * t_one
+        print(f"{'fit, ' + precision + ', per batch':<22} {'':>16} {per_batch / t_forward:>16.2f}"
+              f"   ({per_batch / t_floor:.2f} x the floor)"
+              + ("   unreliable: fixed costs dominate, raise --fit-batches" if noisy else ""))
+
+
+def kernel_gradient_floor(model):
+    """The least a statistics pass can do: the forward pass and, per kernel map, the two
+    kernel gradients the estimator needs (upstreams m and m y), in float32, nothing kept."""
+    from keras_patterns.patterns.fit import kernel_calls, prepare_graph
+
+    graph = prepare_graph(model)
+
+    def step(x):
+        total = 0.0
+        for node, inp, _, z in kernel_calls(graph, [x]):
+            kmap = node.info["kernel_map"]
+            kernel = tf.convert_to_tensor(kmap.kernel)
+            with tf.GradientTape(persistent=True) as tape:
+                tape.watch(kernel)
+                out = kmap.apply(inp, kernel)
+            m = tf.cast(z > 0, z.dtype)
+            for u in (m, m * z):
+                total += tf.reduce_sum(tape.gradient(out, kernel, output_gradients=u))
+        return total
+
+    return tf.function(step, autograph=False)
+
+
+def fit_times(model, x, batch_size, more, precision):
+    """Seconds for a fit on one batch (fixed costs included) and on 1 + `more` batches;
+    best of two each."""
+    xs = np.concatenate([x] * (1 + more))
     with warnings.catch_warnings():  # random weights and images leave dead units
         warnings.simplefilter("ignore")
-        t_fit = best_time(lambda: kp.compute_patterns(model, x, batch_size=args.images), 1)
-        # The same fit on three batches: the difference is the cost of the streaming pass
-        # per batch, without the fixed costs of a fit (tracing, estimator, reading back).
-        x3 = np.concatenate([x, x, x])
-        t_fit3 = best_time(lambda: kp.compute_patterns(model, x3, batch_size=args.images), 1)
-    print(f"{'fit (relu patterns)':<22} {'':>16} {t_fit / t_forward:>16.2f}")
-    print(f"{'fit, per further batch':<22} {'':>16} {(t_fit3 - t_fit) / 2 / t_forward:>16.2f}")
+        times = []
+        for data in (x, xs):
+            runs = []
+            for _ in range(2):
+                start = time.perf_counter()
+                kp.compute_patterns(model, data, batch_size=batch_size, precision=precision)
+                runs.append(time.perf_counter() - start)
+            times.append(min(runs))
+    return times
 
 
 if __name__ == "__main__":

@@ -46,6 +46,10 @@ class KernelMap:
     def output_channels(self):
         return int(self.kernel.shape[-1])
 
+    @property
+    def input_channels(self):
+        return int(self.kernel.shape[-2]) * getattr(self.layer, "groups", 1)
+
     # Per-neuron quantities against the kernel layout. An output neuron of the map owns the
     # kernel entries that share its index on the neuron axes (the last axis for Dense and
     # Conv, axis -2 for ConvTranspose, the last two for depthwise kernels).
@@ -64,13 +68,74 @@ class KernelMap:
         shape[self.channel_axis] = -1
         return ops.reshape(vector, shape)
 
+    # Patches with their zero padding made explicit. A neuron's observation is its whole
+    # receptive-field patch, zeros of the padding included; fitting shifts every entry of it,
+    # so it pads the input itself and applies the map without implicit padding.
+
+    def explicit_padding(self, input_shape):
+        """[(before, after)] per spatial axis of the zeros the map pads an input of this shape
+        with ([] when it pads nothing), or None if its patches hold zeros other than padding
+        (a transposed convolution's stride gaps)."""
+        return []
+
+    def apply_valid(self, x, kernel):
+        """The map on an input that `explicit_padding` has already padded."""
+        return self.apply(x, kernel)
+
+    def input_to_kernel(self, vector):
+        """Reshape a per-input-channel vector to broadcast against the kernel (whose axis -2
+        indexes the input channels of every map but the transposed convolution)."""
+        return ops.reshape(vector, (1,) * (len(self.kernel.shape) - 2) + (-1, 1))
+
 
 class DenseMap(KernelMap):
     def apply(self, x, kernel):
         return ops.matmul(x, kernel)
 
 
-class ConvMap(KernelMap):
+def _same_padding(size, kernel_size, stride, dilation):
+    """TensorFlow's "same" padding of one spatial axis (the odd pixel goes after)."""
+    span = (kernel_size - 1) * dilation + 1
+    out = -(-size // stride)
+    total = max((out - 1) * stride + span - size, 0)
+    return (total // 2, total - total // 2)
+
+
+class _SpatialMap(KernelMap):
+    """Shared by the maps that slide a kernel over spatial axes with implicit zero padding."""
+
+    def _spatial_axes(self, rank):
+        first = 2 if self.channel_axis == 1 else 1
+        return range(first, first + rank - 2)
+
+    def explicit_padding(self, input_shape):
+        layer = self.layer
+        axes = self._spatial_axes(len(input_shape))
+        sizes = layer.kernel_size
+        if layer.padding == "valid":
+            return [(0, 0)] * len(axes)
+        if layer.padding == "causal":
+            return [((sizes[0] - 1) * layer.dilation_rate[0], 0)]
+        return [
+            _same_padding(int(input_shape[a]), k, s, d)
+            for a, k, s, d in zip(axes, sizes, layer.strides, layer.dilation_rate)
+        ]
+
+
+class ConvMap(_SpatialMap):
+    def input_to_kernel(self, vector):
+        groups = getattr(self.layer, "groups", 1)
+        if groups == 1:
+            return super().input_to_kernel(vector)
+        # Grouped: output channel j sees input channels group(j) * (C / groups) + i.
+        per_group = ops.transpose(ops.reshape(vector, (groups, -1)))
+        table = ops.repeat(per_group, self.output_channels // groups, axis=1)
+        return ops.reshape(table, (1,) * (len(self.kernel.shape) - 2) + tuple(table.shape))
+    def apply_valid(self, x, kernel):
+        layer = self.layer
+        return ops.conv(x, kernel, strides=list(layer.strides), padding="valid",
+                        dilation_rate=layer.dilation_rate, data_format=layer.data_format)
+
     def apply(self, x, kernel):
         layer = self.layer
         padding = layer.padding
@@ -92,12 +157,19 @@ class ConvTransposeMap(KernelMap):
     def output_channels(self):
         return int(self.kernel.shape[-2])
 
+    @property
+    def input_channels(self):
+        return int(self.kernel.shape[-1])
+
     def neuron_to_kernel(self, vector):
         return ops.reshape(vector, (-1, 1))
 
     def kernel_to_neuron(self, tensor, reduce):
         rank = len(tensor.shape)
         return reduce(tensor, axis=tuple(i for i in range(rank) if i != rank - 2))
+
+    def explicit_padding(self, input_shape):
+        return None
 
     def apply(self, x, kernel):
         layer = self.layer
@@ -112,7 +184,7 @@ class ConvTransposeMap(KernelMap):
         )
 
 
-class DepthwiseMap(KernelMap):
+class DepthwiseMap(_SpatialMap):
     """Depthwise convolution; `attr` is `kernel` (DepthwiseConv) or `depthwise_kernel`."""
 
     @property
@@ -126,6 +198,12 @@ class DepthwiseMap(KernelMap):
     def kernel_to_neuron(self, tensor, reduce):
         per = reduce(tensor, axis=tuple(range(len(tensor.shape) - 2)))
         return ops.reshape(per, (-1,))
+
+    def apply_valid(self, x, kernel):
+        layer = self.layer
+        return ops.depthwise_conv(x, kernel, strides=layer.strides, padding="valid",
+                                  dilation_rate=layer.dilation_rate,
+                                  data_format=layer.data_format)
 
     def apply(self, x, kernel):
         layer = self.layer
@@ -203,11 +281,24 @@ class FoldedMap(KernelMap):
     def output_channels(self):
         return self.base.output_channels
 
+    @property
+    def input_channels(self):
+        return self.base.input_channels
+
     def neuron_to_kernel(self, vector):
         return self.base.neuron_to_kernel(vector)
 
     def kernel_to_neuron(self, tensor, reduce):
         return self.base.kernel_to_neuron(tensor, reduce)
+
+    def explicit_padding(self, input_shape):
+        return self.base.explicit_padding(input_shape)
+
+    def apply_valid(self, x, kernel):
+        return self.base.apply_valid(x, kernel)
+
+    def input_to_kernel(self, vector):
+        return self.base.input_to_kernel(vector)
 
 
 # Kernel layer class -> the kernel maps it is split into, in forward order.

@@ -31,7 +31,7 @@ SCRIPT = textwrap.dedent("""
             assert np.array_equal(mirrored.counts[key][regime], single.counts[key][regime]), key
         for name in single[key]:
             np.testing.assert_allclose(mirrored[key][name], single[key][name], rtol=1e-5,
-                                       atol=1e-7)
+                                       atol=1e-6 * np.abs(single[key][name]).max())
     print("ok")
 """)
 

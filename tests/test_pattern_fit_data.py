@@ -1,5 +1,5 @@
 """Fitting from every kind of data source: identical batches give the same statistics (the
-sums are float64, so only float64 round-off remains), `steps` limits the samples seen,
+same sums in the same order), `steps` limits the samples seen,
 `verbose=1` shows a Keras progress bar, and bad data is an error naming the shape."""
 
 import keras

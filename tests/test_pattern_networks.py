@@ -73,7 +73,8 @@ def test_batchnorm_fold_patterns_equal_numpy_closed_form(pattern_type):
     model = _bn_model()
     conv, bn1, _, _, dense, bn2, _, last = model.layers
     x = _bn_data()
-    p = kp.compute_patterns(model, x, pattern_type=pattern_type, batch_size=16)
+    p = kp.compute_patterns(model, x, pattern_type=pattern_type, batch_size=16,
+                            negative_patterns="all")
 
     # Conv2D -> BN: patches of the input, folded kernel, regime = sign of the BN output.
     w1, b1 = _fold(conv, bn1)

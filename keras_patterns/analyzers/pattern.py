@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from ..errors import NotAnalyzableModelError
 from ..patterns import estimators
-from ..patterns.fit import Patterns, compute_patterns, pattern_keys
+from ..patterns.fit import Patterns, compute_patterns, pattern_keys, rectified
 from ..rules.pattern import PatternRule
 from .base import ReverseAnalyzer
 
@@ -69,11 +69,14 @@ class _PatternAnalyzer(ReverseAnalyzer):
         elif pattern_type not in estimators.FITTED_TYPES:
             self.set_patterns(compute_patterns(model, None, pattern_type, graph=self.graph))
 
-    def fit(self, data, batch_size=32, steps=None, verbose=0, strategy=None):
-        """Fit the patterns on `data` (arrays, (x, y), tf.data, generator or PyDataset)."""
+    def fit(self, data, batch_size=32, steps=None, verbose=0, strategy=None,
+            negative_patterns="used", precision="float32"):
+        """Fit the patterns on `data` (arrays, (x, y), tf.data, generator or PyDataset);
+        see `kp.compute_patterns` for the parameters."""
         self.set_patterns(compute_patterns(
             self.model, data, self.pattern_type, batch_size=batch_size, steps=steps,
-            verbose=verbose, strategy=strategy, graph=self.graph))
+            verbose=verbose, strategy=strategy, graph=self.graph,
+            negative_patterns=negative_patterns, precision=precision))
         return self
 
     def set_patterns(self, patterns):
@@ -94,6 +97,13 @@ class _PatternAnalyzer(ReverseAnalyzer):
                     raise NotAnalyzableModelError(
                         f"Pattern '{name}' of layer '{key}' has shape {tuple(a.shape)}, the "
                         f"layer's kernel {tuple(kmap.kernel.shape)}.")
+        if self.pattern_type in estimators.RELU_TYPES:
+            lacking = sorted({key for node, key in self._keys.items()
+                              if not self._gated(node) and "a_minus" not in patterns[key]})
+            if lacking:
+                raise NotAnalyzableModelError(
+                    f"The patterns lack 'a_minus' for the layer(s) {', '.join(lacking)}, whose "
+                    "negative regime passes a signal (no rectifier follows).")
         if patterns.pattern_type != self.pattern_type and (
                 (patterns.pattern_type in estimators.RELU_TYPES)
                 != (self.pattern_type in estimators.RELU_TYPES)):
@@ -107,10 +117,7 @@ class _PatternAnalyzer(ReverseAnalyzer):
 
     def _gated(self, node):
         """True if only rectifiers consume the node's output (negative regime blocked)."""
-        out = node.outputs[0]
-        consumers = [n for n in self.graph.nodes if any(t is out for t in n.inputs)]
-        return bool(consumers) and all(
-            n.role == "activation" and n.info.get("family") == "relu" for n in consumers)
+        return rectified(self.graph, node)
 
     def rule_for(self, node):
         if node.role == "kernel":

@@ -4,7 +4,8 @@ Every pattern is normalised so that w_j^T a_j = 1 for each neuron j: the signal 
 S(x) = a w^T x then reproduces the neuron's output, w^T S(x) = y.
 
 - ``relu`` (S_a+-, default): a_+ = cov_+[x, y] / w^T cov_+[x, y], the covariance taken within
-  the positive regime (E_+[xy] - E_+[x] E_+[y]); a_- the same within the negative regime.
+  the positive regime (E_+[xy] - E_+[x] E_+[y]); a_- the same within the negative regime,
+  estimated where that regime's statistics were gathered (see `fit.kernel_regimes`).
 - ``relu.eq8``: the paper's Eq. (8) literally, with E[y] over all samples in place of
   E_+[y]. It differs from ``relu`` when the distractor has a non-zero mean; kept to
   reproduce published numbers.
@@ -34,8 +35,10 @@ def _to_kernel(kmap, vector):
 
 def _normalise(kmap, w, direction, valid):
     """direction / (w^T direction) per neuron; zero where invalid or w^T direction ~ 0."""
-    denom = _per_neuron(kmap, w * direction)
-    scale = np.abs(_per_neuron(kmap, np.abs(w * direction)))
+    product = w * direction
+    denom = _per_neuron(kmap, product)
+    scale = _per_neuron(kmap, np.abs(product, out=product))
+    del product
     ok = valid & (np.abs(denom) > 1e-12 * np.maximum(scale, 1e-300))
     inv = np.where(ok, 1.0 / np.where(ok, denom, 1.0), 0.0)
     return direction * _to_kernel(kmap, inv), ok
@@ -44,17 +47,6 @@ def _normalise(kmap, w, direction, valid):
 def _covariance(kmap, s):
     n = s["n"]
     return s["c_xy"] * _to_kernel(kmap, np.where(n > 0, 1.0 / np.maximum(n, 1), 0.0))
-
-
-def merged(kmap, plus, minus):
-    """Moments over all observations from the two regimes' moments (exact)."""
-    from .statistics import merge
-
-    out = merge(kmap, tuple(plus[f] for f in _FIELDS), tuple(minus[f] for f in _FIELDS))
-    return {f: np.asarray(v) for f, v in zip(_FIELDS, out)}
-
-
-_FIELDS = ("n", "mean_x", "mean_y", "c_xy", "m2_y")
 
 
 def estimate(pattern_type, kmap, w, stats=None, rng=None):
@@ -71,21 +63,25 @@ def estimate(pattern_type, kmap, w, stats=None, rng=None):
         rng = rng or np.random.default_rng(0)
         a, ok = _normalise(kmap, w, rng.normal(size=w.shape), np.ones(kmap.output_channels, bool))
         return {"a": a}, int((~ok).sum())
-    plus, minus = stats["plus"], stats["minus"]
     if pattern_type == "linear":
-        both = merged(kmap, plus, minus)
+        both = stats["all"]
         a, ok = _normalise(kmap, w, _covariance(kmap, both), both["n"] > 1)
         return {"a": a}, int((~ok).sum())
+    plus, minus = stats["plus"], stats["minus"]
     if pattern_type == "relu":
-        a_plus, ok = _normalise(kmap, w, _covariance(kmap, plus), plus["n"] > 1)
-        a_minus, _ = _normalise(kmap, w, _covariance(kmap, minus), minus["n"] > 1)
-        return {"a_plus": a_plus, "a_minus": a_minus}, int((~ok).sum())
+        out = {}
+        out["a_plus"], ok = _normalise(kmap, w, _covariance(kmap, plus), plus["n"] > 1)
+        if "c_xy" in minus:  # estimated where the negative regime is used (see fit)
+            out["a_minus"], _ = _normalise(kmap, w, _covariance(kmap, minus), minus["n"] > 1)
+        return out, int((~ok).sum())
     if pattern_type == "relu.eq8":
         n = plus["n"] + minus["n"]
         mean_y = np.where(n > 0, (plus["n"] * plus["mean_y"] + minus["n"] * minus["mean_y"])
                           / np.maximum(n, 1), 0.0)
         out = {}
         for name, s in (("a_plus", plus), ("a_minus", minus)):
+            if "c_xy" not in s:
+                continue
             # E_r[xy] - E_r[x] E[y] = cov_r + E_r[x] (E_r[y] - E[y])
             shift = _to_kernel(kmap, s["mean_y"] - mean_y)
             direction = _covariance(kmap, s) + s["mean_x"] * shift

@@ -1,10 +1,10 @@
 """Fitting patterns: one streaming pass over the data, then the estimator.
 
 `compute_patterns(model, data)` flattens and canonizes the model, replays it batch by batch
-in one compiled function that adds each kernel map's batch statistics to float64
-accumulators (memory independent of the amount of data), and turns the statistics into
+in one compiled function that adds each kernel map's batch sums to float64 accumulators
+(memory independent of the amount of data; see `statistics`), and turns the statistics into
 patterns with the chosen estimator. Under a `tf.distribute` strategy every replica forms
-the raw sums of its share of the batch; the sums are all-reduced and merged once.
+the sums of its share of the batch; the sums are all-reduced and added once.
 """
 
 from collections.abc import Mapping
@@ -18,11 +18,12 @@ from ..canonize import prepare
 from . import estimators
 from .data import Batches
 from .identity import fingerprints, layout
-from .statistics import KernelStatistics, batch_sums
+from .statistics import KernelStatistics
 
 
 class Patterns(Mapping):
-    """Patterns of a model: layer key -> {"a_plus", "a_minus"} or {"a"} (kernel-shaped arrays).
+    """Patterns of a model: layer key -> {"a_plus", "a_minus"} or {"a"} (kernel-shaped arrays;
+    "a_minus" where it was estimated, see `compute_patterns`).
 
     Attributes: `pattern_type`, `n_samples` (input samples seen while fitting, 0 for the
     unfitted types), `counts` (key -> {"plus": observations per neuron, "minus": ...}),
@@ -85,51 +86,102 @@ def prepare_graph(model, output_index=None):
     return prepare(model, output_index, fold=True)
 
 
+def rectified(graph, node):
+    """True if only rectifiers consume the node's output: its negative regime is blocked, so
+    that regime's pattern is never used."""
+    out = node.outputs[0]
+    consumers = [n for n in graph.nodes if any(t is out for t in n.inputs)]
+    return bool(consumers) and all(
+        n.role == "activation" and n.info.get("family") == "relu" for n in consumers)
+
+
+NEGATIVE_PATTERNS = ("used", "all")
+PRECISIONS = ("float32", "float64")
+
+
+def kernel_regimes(graph, pattern_type, negative_patterns="used"):
+    """Key -> the regimes whose kernel-shaped statistics `pattern_type` needs: "all" for
+    "linear"; "plus", and "minus" where the negative regime passes a signal (or everywhere
+    with negative_patterns="all"), for the relu types."""
+    if negative_patterns not in NEGATIVE_PATTERNS:
+        raise ValueError(f"negative_patterns must be one of {NEGATIVE_PATTERNS}, got "
+                         f"{negative_patterns!r}.")
+    regimes = {}
+    for node, key in pattern_keys(graph).items():
+        if pattern_type not in estimators.RELU_TYPES:
+            regimes[key] = ("all",)
+            continue
+        minus = negative_patterns == "all" or not rectified(graph, node)
+        if minus or key not in regimes:
+            regimes[key] = ("plus", "minus") if minus else ("plus",)
+    return regimes
+
+
+def kernel_calls(graph, xs):
+    """Replay `graph` on the inputs `xs`; yields (node, x, y, z) at each kernel map: its
+    input, its output without bias and its output."""
+    values = {t.index: x for t, x in zip(graph.inputs, xs)}
+    for node in graph.nodes:
+        outs = node.forward([values[t.index] for t in node.inputs])
+        for t, v in zip(node.outputs, outs):
+            values[t.index] = v
+        if node.role != "kernel":
+            continue
+        kmap = node.info["kernel_map"]
+        x, z = values[node.inputs[0].index], values[node.outputs[0].index]
+        bias = kmap.bias
+        y = z if bias is None else z - kmap.broadcast(bias, len(z.shape))
+        yield node, x, y, z
+
+
 class _Pass:
     """The statistics pass over one graph."""
 
-    def __init__(self, graph, strategy=None):
+    def __init__(self, graph, regimes, strategy=None, precision="float32"):
         self.graph = graph
         self.keys = pattern_keys(graph)
         self.strategy = strategy or tf.distribute.get_strategy()
         self.stats = {}
-        self.kmaps = {}
         for node, key in self.keys.items():
             if key not in self.stats:
-                self.kmaps[key] = node.info["kernel_map"]
-                self.stats[key] = KernelStatistics(node.info["kernel_map"])
+                self.stats[key] = KernelStatistics(node.info["kernel_map"], regimes[key],
+                                                   precision)
         self._step = tf.function(self._update, autograph=False, reduce_retracing=True)
 
+    def _calibrate(self, xs):
+        """Fix every map's input shift from one batch (the first call of a shared layer).
+        Runs once, eagerly: cheaper than tracing a second function."""
+        done = set()
+        for node, x, _, _ in kernel_calls(self.graph, xs):
+            key = self.keys[node]
+            if key not in done:
+                self.stats[key].calibrate(x)
+                done.add(key)
+
     def _sums(self, xs):
-        values = {t.index: x for t, x in zip(self.graph.inputs, xs)}
-        sums = {}
-        for node in self.graph.nodes:
-            outs = node.forward([values[t.index] for t in node.inputs])
-            for t, v in zip(node.outputs, outs):
-                values[t.index] = v
-            if node.role != "kernel":
-                continue
-            kmap = node.info["kernel_map"]
-            x, z = values[node.inputs[0].index], values[node.outputs[0].index]
-            bias = kmap.bias
-            y = z if bias is None else z - kmap.broadcast(bias, len(z.shape))
-            m = tf.cast(z > 0, y.dtype)
-            sums.setdefault(self.keys[node], []).append(
-                batch_sums(kmap, kmap.kernel, x, y, {"plus": m, "minus": 1.0 - m}))
-        return sums
+        """Replica function: the forward pass, and each kernel map's sums on the way."""
+        sums, shifts = {}, {}
+        for node, x, y, z in kernel_calls(self.graph, xs):
+            key = self.keys[node]
+            # calls of a shared layer take their sums around the first call's shifts
+            s, shifts[key] = self.stats[key].batch_sums(x, y, z, shifts.get(key))
+            sums.setdefault(key, []).append(s)
+        return sums, shifts
 
     def _update(self, xs):
         strategy = self.strategy
         if strategy.num_replicas_in_sync > 1:
-            per_replica = strategy.run(self._sums, args=(xs,))
+            per_replica_sums, per_replica_shifts = strategy.run(self._sums, args=(xs,))
             sums = tf.nest.map_structure(
                 lambda t: strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None),
-                per_replica)
+                per_replica_sums)
+            # the replicas agree on the shifts (means all-reduced over the batch)
+            shifts = tf.nest.map_structure(
+                lambda t: strategy.experimental_local_results(t)[0], per_replica_shifts)
         else:
-            sums = self._sums(xs)
+            sums, shifts = self._sums(xs)
         for key, per_call in sums.items():
-            for s in per_call:
-                self.stats[key].update(s)
+            self.stats[key].update(per_call, shifts[key])
 
     def run(self, data, batch_size, steps, verbose):
         """One pass over `data`; returns the number of input samples seen."""
@@ -140,6 +192,8 @@ class _Pass:
         replicas = self.strategy.num_replicas_in_sync
         for xs in source:
             n = int(xs[0].shape[0])
+            if n_samples == 0 and n:
+                self._calibrate(xs)
             if replicas > 1:
                 xs = self._distribute(xs)
             self._step(xs)
@@ -198,7 +252,8 @@ def estimate_all(graph, pattern_type, statistics=None, n_samples=0, seed=0):
 
 
 def compute_patterns(model, data=None, pattern_type="relu", batch_size=32, steps=None,
-                     verbose=0, output_index=None, strategy=None, seed=0, graph=None):
+                     verbose=0, output_index=None, strategy=None, seed=0, graph=None,
+                     negative_patterns="used", precision="float32"):
     """Fit the patterns of every kernel layer of `model` on `data` (see `Patterns`).
 
     data: numpy array(s), an (x, y) tuple, a tf.data.Dataset, a generator or a
@@ -208,13 +263,24 @@ def compute_patterns(model, data=None, pattern_type="relu", batch_size=32, steps
     verbose: 1 shows a progress bar.
     strategy: a tf.distribute strategy (default: the current one).
     seed: seed of the "random" estimator.
+    negative_patterns: for the relu types, "used" (default) estimates a_minus only for the
+        layers whose negative regime passes a signal (no rectifier follows); behind a
+        rectifier a_minus is never used, and leaving it out saves two of the four kernel
+        gradients per layer and batch. "all" estimates it for every layer.
+    precision: "float32" (default) forms each batch's sums in float32 around the data's
+        means and adds them up in float64; "float64" forms them in float64 (exact to
+        float64 round-off, about 2.5 times slower on CPU). See `statistics`.
     """
     graph = graph if graph is not None else prepare_graph(model, output_index)
     if pattern_type not in estimators.FITTED_TYPES:
         return estimate_all(graph, pattern_type, seed=seed)
     if data is None:
         raise ValueError(f"pattern_type={pattern_type!r} is fitted: pass data.")
-    fit_pass = _Pass(graph, strategy)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
+    fit_pass = _Pass(graph, kernel_regimes(graph, pattern_type, negative_patterns), strategy,
+                     precision)
     n_samples = fit_pass.run(data, batch_size, steps, verbose)
-    statistics = {key: s.numpy() for key, s in fit_pass.stats.items()}
+    statistics = {key: s.moments(mean_x=pattern_type == "relu.eq8")
+                  for key, s in fit_pass.stats.items()}
     return estimate_all(graph, pattern_type, statistics, n_samples, seed)

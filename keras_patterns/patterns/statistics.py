@@ -1,121 +1,200 @@
 """Sufficient statistics of one kernel map, gathered in one streaming pass.
 
 For an output neuron j of a kernel map, x is its input as the neuron sees it (the whole
-input of a Dense layer, the receptive-field patch of a convolution: every output position
-is one observation) and y = w_j^T x its output without bias. A regime mask m selects the
-observations of one regime (m = [y + b > 0] for the positive regime).
+input of a Dense layer, the receptive-field patch of a convolution, zeros of the padding
+included: every output position is one observation) and y = w_j^T x its output without
+bias. A regime mask m selects the observations of one regime: `plus` where the
+pre-activation y + b is positive, `minus` elsewhere, `all` everywhere.
 
-Per regime and neuron the statistics are the count n, the means of x and y, the co-moment
-C_xy = sum m (x - mean_x)(y - mean_y) and M2_y = sum m (y - mean_y)^2. Sums over one batch
-are formed in float64; for a convolution the patch sums are kernel gradients,
-sum_positions patch (x) u = d/dW <u, conv_W(x)>, so no patch is ever materialised. Batches are
-merged in float64 with the pairwise update of centred moments (Chan et al.), so the result
-does not degrade with the number of samples.
+Per regime and neuron the pass sums
+
+    n = sum m,        s_y = sum m (y - d),
+
+and, for the regimes whose pattern is estimated, the kernel-shaped
+
+    s_x = sum m (x - c),        s_xy = sum m (x - c)(y - d),
+
+around fixed shifts: c per input channel, the mean of the first batch, and d per neuron and
+regime, the mean of the first batch with observations of the neuron in the regime. A covariance does not depend on the shift,
+n cov[x, y] = s_xy - s_x s_y / n, and sums around values near the means hold no large common
+part that would cancel; so each batch's sums can be formed in float32, where the kernel
+gradients below run on the fast kernels (on CPU about 2.5 times faster than in float64),
+and added up in float64 over any number of batches. Their relative accuracy is then float32
+round-off times the spread of the terms: about 1e-6 on typical activations, worse where one
+neuron's observations differ in scale by orders of magnitude (inputs offset by 1e3 next to
+the zeros of padding). `precision="float64"` forms them in float64 instead.
+
+Kernel-shaped sums are kernel gradients: sum_positions patch(x) (x) u = d/dW <u, conv_W(x)>
+for the upstream u = m or m (y - d); no patch is ever materialised. To shift every entry of a
+patch, zeros of the padding included, the map pads its input explicitly and the shift is
+subtracted from the padded input. A map whose patches hold zeros other than padding (the
+stride gaps of a transposed convolution) is not shifted; its sums are formed in float64.
 """
 
 import tensorflow as tf
 
-REGIMES = ("plus", "minus")
-FIELDS = ("n", "mean_x", "mean_y", "c_xy", "m2_y")
+#: regimes whose counts and output sums are always gathered (metadata, relu.eq8's E[y])
+COUNTED = ("plus", "minus")
 
 
-def batch_sums(kmap, kernel, x, y, masks):
-    """Raw sums of one batch for each regime mask: dict regime -> (n, sx, sy, sxy, syy).
-
-    `x` is the map's input, `y` its output without bias (same layout as the layer's
-    output), `masks` maps regime -> mask shaped like `y`. Kernel-shaped sums (sx, sxy) are
-    kernel gradients; per-neuron sums (n, sy, syy) are reductions over all but the channel
-    axis.
-    """
-    axis = kmap.channel_axis % len(y.shape)
-    other = tuple(i for i in range(len(y.shape)) if i != axis)
-    # Sums are formed in float64: the result then depends on the batching only through
-    # float64 round-off.
-    kernel = tf.cast(tf.convert_to_tensor(kernel), tf.float64)
-    x = tf.cast(x, tf.float64)
-    y = tf.cast(y, tf.float64)
-    masks = {regime: tf.cast(m, tf.float64) for regime, m in masks.items()}
-    upstreams = []
-    for regime, m in masks.items():
-        upstreams += [m, m * y]
-    with tf.GradientTape(persistent=True, watch_accessed_variables=False) as tape:
-        tape.watch(kernel)
-        out = kmap.apply(x, kernel)
-    grads = [tape.gradient(out, kernel, output_gradients=u) for u in upstreams]
-    del tape
-    sums = {}
-    for k, (regime, m) in enumerate(masks.items()):
-        my = m * y
-        sums[regime] = (
-            tf.reduce_sum(m, axis=other),
-            grads[2 * k],
-            tf.reduce_sum(my, axis=other),
-            grads[2 * k + 1],
-            tf.reduce_sum(my * y, axis=other),
-        )
-    return sums
-
-
-def _safe_div(a, b):
-    return tf.math.divide_no_nan(a, b)
-
-
-def batch_moments(kmap, sums):
-    """Centred float64 moments of one batch from its raw sums."""
-    n, sx, sy, sxy, syy = (tf.cast(s, tf.float64) for s in sums)
-    n_k = kmap.neuron_to_kernel(n)
-    mean_x = _safe_div(sx, n_k)
-    mean_y = _safe_div(sy, n)
-    c_xy = sxy - mean_x * kmap.neuron_to_kernel(sy)
-    m2_y = syy - mean_y * sy
-    return n, mean_x, mean_y, c_xy, m2_y
-
-
-def merge(kmap, a, b):
-    """Pairwise merge of two sets of centred moments (Chan et al.), elementwise per neuron."""
-    n_a, mx_a, my_a, c_a, m2_a = a
-    n_b, mx_b, my_b, c_b, m2_b = b
-    n = n_a + n_b
-    f = _safe_div(n_b, n)  # weight of b in the merged mean
-    g = n_a * f  # n_a n_b / n
-    f_k, g_k = kmap.neuron_to_kernel(f), kmap.neuron_to_kernel(g)
-    d_x = mx_b - mx_a
-    d_y = my_b - my_a
-    return (
-        n,
-        mx_a + d_x * f_k,
-        my_a + d_y * f,
-        c_a + c_b + d_x * kmap.neuron_to_kernel(d_y) * g_k,
-        m2_a + m2_b + d_y * d_y * g,
-    )
+def _sum(t, axis):
+    """Sum over all axes but `axis` (> 0): over each sample first (exact counts below 2^24
+    per sample), then over the batch in float64."""
+    inner = [i for i in range(1, len(t.shape)) if i != axis]
+    if inner:
+        t = tf.reduce_sum(t, inner)
+    return tf.reduce_sum(tf.cast(t, tf.float64), 0)
 
 
 class KernelStatistics:
-    """float64 accumulators of one kernel map (one set per regime), as tf.Variables."""
+    """float64 accumulators of one kernel map, as tf.Variables.
 
-    def __init__(self, kmap, regimes=REGIMES):
+    kernel_regimes: the regimes whose kernel-shaped sums (s_x, s_xy) are gathered; counts and
+    output sums are gathered for those and for `COUNTED`.
+    precision: "float32" or "float64", the type each batch's sums are formed in.
+    """
+
+    def __init__(self, kmap, kernel_regimes, precision="float32"):
         self.kmap = kmap
-        self.regimes = tuple(regimes)
+        self.precision = precision
+        self.kernel_regimes = tuple(kernel_regimes)
+        self.regimes = tuple(dict.fromkeys(COUNTED + self.kernel_regimes))
         shape = tuple(kmap.kernel.shape)
-        c = kmap.output_channels
-        self.variables = {}
-        for regime in self.regimes:
-            self.variables[regime] = tuple(
-                tf.Variable(tf.zeros(s, tf.float64), trainable=False, name=f"{regime}_{f}")
-                for f, s in zip(FIELDS, ((c,), shape, (c,), shape, (c,)))
-            )
+        neurons = (kmap.output_channels,)
 
-    def update(self, sums_by_regime):
-        """Merge one batch's raw sums (runs inside a compiled function)."""
-        for regime, sums in sums_by_regime.items():
-            current = tuple(v.read_value() for v in self.variables[regime])
-            merged = merge(self.kmap, current, batch_moments(self.kmap, sums))
-            for v, value in zip(self.variables[regime], merged):
-                v.assign(value)
+        def zeros(shape, name):
+            return tf.Variable(tf.zeros(shape, tf.float64), trainable=False, name=name)
 
-    def numpy(self):
-        """dict regime -> dict field -> float64 array."""
-        return {
-            regime: {f: v.numpy() for f, v in zip(FIELDS, variables)}
-            for regime, variables in self.variables.items()
-        }
+        self.shift_x = zeros((kmap.input_channels,), "shift_x")
+        self.shift_y = {r: zeros(neurons, f"{r}_shift_y") for r in self.regimes}
+        self.n = {r: zeros(neurons, f"{r}_n") for r in self.regimes}
+        self.s_y = {r: zeros(neurons, f"{r}_s_y") for r in self.regimes}
+        self.s_x = {r: zeros(shape, f"{r}_s_x") for r in self.kernel_regimes}
+        self.s_xy = {r: zeros(shape, f"{r}_s_xy") for r in self.kernel_regimes}
+
+    def _dtype(self, x, pads):
+        exact = pads is None or self.precision == "float64" or x.dtype == tf.float64
+        return tf.float64 if exact else tf.float32
+
+    def calibrate(self, x):
+        """Fix the input shift c, the mean of each input channel of one batch (before the
+        pass), as a value of the sums' type kept in float64."""
+        kmap = self.kmap
+        pads = kmap.explicit_padding(tuple(x.shape))
+        if pads is None:
+            return  # summed unshifted
+        dtype = self._dtype(x, pads)
+        axis = kmap.channel_axis % len(x.shape)
+        count = tf.cast(tf.size(x) // tf.shape(x)[axis], tf.float64)
+        mean = tf.math.divide_no_nan(_sum(tf.cast(x, dtype), axis), count)
+        self.shift_x.assign(tf.cast(tf.cast(mean, dtype), tf.float64))
+
+    def batch_sums(self, x, y, z, shifts=None):
+        """Sums of one batch (or one replica's share of it): regime -> field -> tensor, and
+        the output shifts they are taken around (compiled function, replica context).
+
+        x: the map's input; y: its output without bias; z: with bias (the regimes' sign).
+        A neuron without observations in a regime so far takes this batch's mean there as
+        its shift (all replicas agree: the means are all-reduced); `shifts` passes the
+        shifts of an earlier call of the same (shared) layer in this batch.
+        """
+        kmap = self.kmap
+        pads = kmap.explicit_padding(tuple(x.shape))
+        dtype = self._dtype(x, pads)
+        y = tf.cast(y, dtype)
+        rank = len(y.shape)
+        axis = kmap.channel_axis % rank
+        total = tf.cast(tf.size(y) // tf.shape(y)[axis], tf.float64)
+        plus = tf.cast(z > 0, dtype)
+        fresh = shifts is None
+        shifts = dict(shifts or {})
+        sums, upstreams = {}, {}
+        for r in self.kernel_regimes:
+            m = {"plus": plus, "minus": 1 - plus, "all": None}[r]
+            my = y if m is None else m * y
+            n = tf.fill(tf.shape(self.n[r]), total) if m is None else _sum(m, axis)
+            if fresh:
+                sum_y, seen = tf.distribute.get_replica_context().all_reduce(
+                    tf.distribute.ReduceOp.SUM, [_sum(my, axis), n])
+                keep = (self.n[r] > 0) | (seen == 0)
+                mean = tf.math.divide_no_nan(sum_y, seen)
+                shifts[r] = tf.cast(tf.where(keep, self.shift_y[r], mean), dtype)
+            d = kmap.broadcast(shifts[r], rank)
+            u = my - d if m is None else my - m * d
+            upstreams[r] = (tf.ones_like(y) if m is None else m, u)
+            sums[r] = {"n": n, "s_y": _sum(u, axis)}
+        others = [r for r in self.regimes if r not in sums]
+        if others:
+            # counted only: n and s_y = sum_r y - n d from the plus regime and the total
+            n_plus = sums["plus"]["n"] if "plus" in sums else _sum(plus, axis)
+            y_plus = (sums["plus"]["s_y"] + n_plus * tf.cast(shifts["plus"], tf.float64)
+                      if "plus" in sums else _sum(plus * y, axis))
+            for r in others:
+                if r == "plus":
+                    n, sum_y = n_plus, y_plus
+                else:
+                    n, sum_y = total - n_plus, _sum(y, axis) - y_plus
+                sums[r] = {"n": n, "s_y": sum_y - n * self.shift_y[r]}
+        if self.kernel_regimes:
+            apply = kmap.apply
+            x = tf.cast(x, dtype)
+            if pads is not None:
+                x = self._padded(x, pads) - self._input_broadcast(
+                    tf.cast(self.shift_x, dtype), len(x.shape))
+                apply = kmap.apply_valid
+            kernel = tf.cast(tf.convert_to_tensor(kmap.kernel), dtype)
+            with tf.GradientTape(persistent=True, watch_accessed_variables=False) as tape:
+                tape.watch(kernel)
+                out = apply(x, kernel)
+            for r, (m, u) in upstreams.items():
+                sums[r]["s_x"] = tape.gradient(out, kernel, output_gradients=m)
+                sums[r]["s_xy"] = tape.gradient(out, kernel, output_gradients=u)
+            del tape
+        return sums, shifts
+
+    def _input_broadcast(self, vector, rank):
+        shape = [1] * rank
+        shape[self.kmap.channel_axis] = -1
+        return tf.reshape(vector, shape)
+
+    def _padded(self, x, pads):
+        if not any(b or a for b, a in pads):
+            return x
+        first = 2 if self.kmap.channel_axis % len(x.shape) == 1 else 1
+        full = [[0, 0]] * len(x.shape)
+        for i, (before, after) in enumerate(pads):
+            full[first + i] = [before, after]
+        return tf.pad(x, full)
+
+    def update(self, sums_per_call, shifts):
+        """Add the sums of every call of the map in one batch (compiled function)."""
+        for r in self.kernel_regimes:
+            self.shift_y[r].assign(tf.cast(shifts[r], tf.float64))
+        for sums in sums_per_call:
+            for r, fields in sums.items():
+                self.n[r].assign_add(fields["n"])
+                self.s_y[r].assign_add(fields["s_y"])
+                if r in self.kernel_regimes:
+                    self.s_x[r].assign_add(tf.cast(fields["s_x"], tf.float64))
+                    self.s_xy[r].assign_add(tf.cast(fields["s_xy"], tf.float64))
+
+    def moments(self, mean_x=False):
+        """dict regime -> {"n", "mean_y"} plus, for the kernel regimes, the co-moment
+        "c_xy" = n cov[x, y] (kernel-shaped) and, if asked, "mean_x"; float64 numpy."""
+        kmap = self.kmap
+        out = {}
+        for r in self.regimes:
+            n = tf.convert_to_tensor(self.n[r])
+            inv = tf.math.divide_no_nan(tf.ones_like(n), n)
+            mean_y = tf.where(n > 0, self.shift_y[r] + self.s_y[r] * inv, 0.0)
+            out[r] = {"n": n.numpy(), "mean_y": mean_y.numpy()}
+            if r in self.kernel_regimes:
+                s_x = tf.convert_to_tensor(self.s_x[r])
+                c_xy = self.s_xy[r] - s_x * kmap.neuron_to_kernel(self.s_y[r] * inv)
+                out[r]["c_xy"] = c_xy.numpy()
+                if mean_x:
+                    shift = tf.cast(kmap.input_to_kernel(self.shift_x), tf.float64)
+                    seen = kmap.neuron_to_kernel(tf.cast(n > 0, tf.float64))
+                    out[r]["mean_x"] = ((shift + s_x * kmap.neuron_to_kernel(inv))
+                                        * seen).numpy()
+        return out
