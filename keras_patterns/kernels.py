@@ -7,7 +7,21 @@ pattern A and PatternAttribution with W*A in place of W, and LRP rules with the 
 negative part of W. Back-propagating through a kernel map is its vector-Jacobian product.
 """
 
+import copy
+
 from keras import layers, ops
+
+
+class _ChannelsLast:
+    """A view of a channels_first layer that reads as channels_last."""
+
+    data_format = "channels_last"
+
+    def __init__(self, layer):
+        self._layer = layer
+
+    def __getattr__(self, name):
+        return getattr(self._layer, name)
 
 
 class KernelMap:
@@ -86,6 +100,14 @@ class KernelMap:
         """Reshape a per-input-channel vector to broadcast against the kernel (whose axis -2
         indexes the input channels of every map but the transposed convolution)."""
         return ops.reshape(vector, (1,) * (len(self.kernel.shape) - 2) + (-1, 1))
+
+    def channels_last(self):
+        """The same map on channels_last tensors (the kernel layout is the same)."""
+        if self.channel_axis != 1:
+            return self
+        twin = copy.copy(self)
+        twin.layer = _ChannelsLast(self.layer)
+        return twin
 
 
 class DenseMap(KernelMap):
@@ -170,6 +192,9 @@ class ConvTransposeMap(KernelMap):
 
     def explicit_padding(self, input_shape):
         return None
+
+    def input_to_kernel(self, vector):
+        return ops.reshape(vector, (1,) * (len(self.kernel.shape) - 1) + (-1,))
 
     def apply(self, x, kernel):
         layer = self.layer
@@ -299,6 +324,9 @@ class FoldedMap(KernelMap):
 
     def input_to_kernel(self, vector):
         return self.base.input_to_kernel(vector)
+
+    def channels_last(self):
+        return self.base.channels_last()
 
 
 # Kernel layer class -> the kernel maps it is split into, in forward order.

@@ -142,6 +142,13 @@ class KernelStatistics:
                 x = self._padded(x, pads) - self._input_broadcast(
                     tf.cast(self.shift_x, dtype), len(x.shape))
                 apply = kmap.apply_valid
+            if axis == 1 and rank > 2:
+                # TensorFlow's CPU kernel gradients in float64 take channels_last only
+                x = tf.experimental.numpy.moveaxis(x, 1, -1)
+                upstreams = {r: tuple(tf.experimental.numpy.moveaxis(t, 1, -1) for t in pair)
+                             for r, pair in upstreams.items()}
+                twin = kmap.channels_last()
+                apply = twin.apply_valid if pads is not None else twin.apply
             kernel = tf.cast(tf.convert_to_tensor(kmap.kernel), dtype)
             with tf.GradientTape(persistent=True, watch_accessed_variables=False) as tape:
                 tape.watch(kernel)
