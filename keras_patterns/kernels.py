@@ -89,7 +89,8 @@ class KernelMap:
     def explicit_padding(self, input_shape):
         """[(before, after)] per spatial axis of the zeros the map pads an input of this shape
         with ([] when it pads nothing), or None if its patches hold zeros other than padding
-        (a transposed convolution's stride gaps)."""
+        (a transposed convolution's stride gaps). Sizes are ints, or scalar tensors where
+        `input_shape` holds them (sizes known only at run time)."""
         return []
 
     def apply_valid(self, x, kernel):
@@ -116,10 +117,12 @@ class DenseMap(KernelMap):
 
 
 def _same_padding(size, kernel_size, stride, dilation):
-    """TensorFlow's "same" padding of one spatial axis (the odd pixel goes after)."""
+    """TensorFlow's "same" padding of one spatial axis (the odd pixel goes after); `size` is
+    an int, or a scalar tensor where the size is known only at run time."""
     span = (kernel_size - 1) * dilation + 1
-    out = -(-size // stride)
-    total = max((out - 1) * stride + span - size, 0)
+    out = (size + stride - 1) // stride
+    total = (out - 1) * stride + span - size
+    total = max(total, 0) if isinstance(total, int) else ops.maximum(total, 0)
     return (total // 2, total - total // 2)
 
 
@@ -139,7 +142,7 @@ class _SpatialMap(KernelMap):
         if layer.padding == "causal":
             return [((sizes[0] - 1) * layer.dilation_rate[0], 0)]
         return [
-            _same_padding(int(input_shape[a]), k, s, d)
+            _same_padding(input_shape[a], k, s, d)
             for a, k, s, d in zip(axes, sizes, layer.strides, layer.dilation_rate)
         ]
 

@@ -199,6 +199,23 @@ def test_float32_sums_around_the_means_keep_a_large_offset_exact(pattern_type):
         assert_close(p[name], a, rtol=1e-5)
 
 
+def test_images_of_several_sizes_equal_numpy_closed_form():
+    """A fully convolutional model fitted on batches of different image sizes (the padding
+    is known only at run time): the observations of all batches, with their own padding."""
+    rng = np.random.default_rng(14)
+    layer = layers.Conv2D(3, 3, strides=2, padding="same", activation="relu")
+    model = keras.Sequential([keras.Input((None, None, 2)), layer])
+    layer.bias.assign(np.array([0.3, -0.2, 0.1], "float32"))
+    batches = [rng.normal(1.5, 1.0, size=(6, s, s + 1, 2)).astype("float32")
+               for s in (5, 8, 6, 7)]
+    p = kp.compute_patterns(model, iter(batches), negative_patterns="all")[layer.name]
+    w = layer.kernel.numpy()
+    P = np.concatenate([patches(b, (3, 3), (2, 2), (1, 1), "same") for b in batches])
+    expected = numpy_patterns(P, w.reshape(-1, 3), layer.bias.numpy(), "relu")
+    for name, a in expected.items():
+        assert_close(p[name], a.reshape(w.shape), rtol=2e-4)
+
+
 def test_negative_patterns_are_estimated_where_the_negative_regime_is_used():
     """Default: a_minus only for kernel layers that no rectifier follows; where estimated it
     equals the all-layers fit, and the explanations do not change."""

@@ -37,6 +37,12 @@ import tensorflow as tf
 COUNTED = ("plus", "minus")
 
 
+def _shape(t):
+    """The shape of `t`, scalar tensors where it is known only at run time."""
+    dynamic = tf.shape(t)
+    return tuple(d if d is not None else dynamic[i] for i, d in enumerate(t.shape))
+
+
 def _sum(t, axis):
     """Sum over all axes but `axis` (> 0): over each sample first (exact counts below 2^24
     per sample), then over the batch in float64."""
@@ -80,7 +86,7 @@ class KernelStatistics:
         """Fix the input shift c, the mean of each input channel of one batch (before the
         pass), as a value of the sums' type kept in float64."""
         kmap = self.kmap
-        pads = kmap.explicit_padding(tuple(x.shape))
+        pads = kmap.explicit_padding(_shape(x))
         if pads is None:
             return  # summed unshifted
         dtype = self._dtype(x, pads)
@@ -99,7 +105,7 @@ class KernelStatistics:
         shifts of an earlier call of the same (shared) layer in this batch.
         """
         kmap = self.kmap
-        pads = kmap.explicit_padding(tuple(x.shape))
+        pads = kmap.explicit_padding(_shape(x))
         dtype = self._dtype(x, pads)
         y = tf.cast(y, dtype)
         rank = len(y.shape)
@@ -165,7 +171,7 @@ class KernelStatistics:
         return tf.reshape(vector, shape)
 
     def _padded(self, x, pads):
-        if not any(b or a for b, a in pads):
+        if all(isinstance(p, int) and p == 0 for pair in pads for p in pair):
             return x
         first = 2 if self.kmap.channel_axis % len(x.shape) == 1 else 1
         full = [[0, 0]] * len(x.shape)
