@@ -77,7 +77,8 @@ class KernelMap:
         return reduce(tensor, axis=tuple(range(len(tensor.shape) - 1)))
 
     def broadcast(self, vector, rank):
-        """Reshape a per-output-neuron vector (bias) to broadcast against an output of `rank`."""
+        """Reshape a per-channel vector (a bias; an input shift) to broadcast against an
+        output or input of `rank` (both index channels on `channel_axis`)."""
         shape = [1] * rank
         shape[self.channel_axis] = -1
         return ops.reshape(vector, shape)
@@ -156,6 +157,7 @@ class ConvMap(_SpatialMap):
         per_group = ops.transpose(ops.reshape(vector, (groups, -1)))
         table = ops.repeat(per_group, self.output_channels // groups, axis=1)
         return ops.reshape(table, (1,) * (len(self.kernel.shape) - 2) + tuple(table.shape))
+
     def apply_valid(self, x, kernel):
         layer = self.layer
         return ops.conv(x, kernel, strides=list(layer.strides), padding="valid",

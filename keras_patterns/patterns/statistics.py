@@ -15,8 +15,10 @@ and, for the regimes whose pattern is estimated, the kernel-shaped
     s_x = sum m (x - c),        s_xy = sum m (x - c)(y - d),
 
 around fixed shifts: c per input channel, the mean of the first batch, and d per neuron and
-regime, the mean of the first batch with observations of the neuron in the regime. A covariance does not depend on the shift,
-n cov[x, y] = s_xy - s_x s_y / n, and sums around values near the means hold no large common
+regime, the mean of the first batch with observations of the neuron in the regime (d = 0
+for a regime whose pattern is not estimated: its s_y is only a plain sum). A covariance does
+not depend on the shift, n cov[x, y] = s_xy - s_x s_y / n, and sums around values near the
+means hold no large common
 part that would cancel; so each batch's sums can be formed in float32, where the kernel
 gradients below run on the fast kernels (on CPU about 2.5 times faster than in float64),
 and added up in float64 over any number of batches. Their relative accuracy is then float32
@@ -131,7 +133,8 @@ class KernelStatistics:
             sums[r] = {"n": n, "s_y": _sum(u, axis)}
         others = [r for r in self.regimes if r not in sums]
         if others:
-            # counted only: n and s_y = sum_r y - n d from the plus regime and the total
+            # counted only (unshifted, d = 0): n and s_y = sum_r y, from the plus regime
+            # and the totals
             n_plus = sums["plus"]["n"] if "plus" in sums else _sum(plus, axis)
             y_plus = (sums["plus"]["s_y"] + n_plus * tf.cast(shifts["plus"], tf.float64)
                       if "plus" in sums else _sum(plus * y, axis))
@@ -140,12 +143,12 @@ class KernelStatistics:
                     n, sum_y = n_plus, y_plus
                 else:
                     n, sum_y = total - n_plus, _sum(y, axis) - y_plus
-                sums[r] = {"n": n, "s_y": sum_y - n * self.shift_y[r]}
+                sums[r] = {"n": n, "s_y": sum_y}
         if self.kernel_regimes:
             apply = kmap.apply
             x = tf.cast(x, dtype)
             if pads is not None:
-                x = self._padded(x, pads) - self._input_broadcast(
+                x = self._padded(x, pads) - kmap.broadcast(
                     tf.cast(self.shift_x, dtype), len(x.shape))
                 apply = kmap.apply_valid
             if axis == 1 and rank > 2:
@@ -164,11 +167,6 @@ class KernelStatistics:
                 sums[r]["s_xy"] = tape.gradient(out, kernel, output_gradients=u)
             del tape
         return sums, shifts
-
-    def _input_broadcast(self, vector, rank):
-        shape = [1] * rank
-        shape[self.kmap.channel_axis] = -1
-        return tf.reshape(vector, shape)
 
     def _padded(self, x, pads):
         if all(isinstance(p, int) and p == 0 for pair in pads for p in pair):
