@@ -2,6 +2,8 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
+DEMO = ["scikit-learn>=1.3", "scikit-image>=0.21", "mtcnn==1.0.0", "lz4>=4.3", "joblib>=1.3"]
+
 about = {}
 exec((Path(__file__).parent / "keras_patterns" / "__init__.py").read_text().split("\nfrom ")[0], about)
 
@@ -15,7 +17,7 @@ setup(
     long_description_content_type="text/markdown",
     license="BSD-3-Clause",
     python_requires=">=3.10",
-    packages=find_packages(include=["keras_patterns", "keras_patterns.*"]),
+    packages=find_packages(include=["keras_patterns", "keras_patterns.*", "applications"]),
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3.0",
@@ -23,7 +25,14 @@ setup(
         "h5py>=3.7",
         "pillow>=9.0",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={
+        # real networks and data for the demo and applications/, all offline: the digits
+        # ship with scikit-learn, LFW faces with scikit-image, the trained MTCNN face
+        # networks (MIT licence) with mtcnn (whose weight files need lz4 and joblib)
+        "demo": DEMO,
+        # the tests run the applications too; hypothesis draws random architectures
+        "test": ["pytest>=7", "hypothesis>=6.80"] + DEMO,
+    },
     entry_points={},
     classifiers=[
         "Programming Language :: Python :: 3",
