@@ -4,9 +4,13 @@ for Keras 3 models."""
 __version__ = "0.1.0"
 
 from .analyzers import create_analyzer, list_analyzers  # noqa: E402
-from .errors import InvalidInputError, NotAnalyzableModelError  # noqa: E402
-from .patterns import (  # noqa: E402
+from .errors import (  # noqa: E402
+    InvalidInputError,
+    NotAnalyzableModelError,
+    NumericalError,
     PatternFileError,
+)
+from .patterns import (  # noqa: E402
     Patterns,
     compute_patterns,
     load_patterns,
@@ -20,6 +24,7 @@ __all__ = [
     "list_analyzers",
     "NotAnalyzableModelError",
     "InvalidInputError",
+    "NumericalError",
     "Patterns",
     "PatternFileError",
     "compute_patterns",

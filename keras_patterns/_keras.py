@@ -7,9 +7,18 @@ stable across Keras 3 releases: `Functional._nodes_by_depth`, `Node.arguments`,
 
 import keras
 
+from .errors import NotAnalyzableModelError, SubclassedModelError
+
 
 def is_model(op):
     return isinstance(op, keras.Model)
+
+
+def has_functional_graph(model):
+    """Whether `model` is Functional, or a built Sequential (a graph to walk)."""
+    if isinstance(model, keras.Sequential):
+        return getattr(model, "_functional", None) is not None
+    return hasattr(model, "_nodes_by_depth")
 
 
 def functional_of(model):
@@ -17,20 +26,17 @@ def functional_of(model):
     if isinstance(model, keras.Sequential):
         functional = getattr(model, "_functional", None)
         if functional is None:
-            from .errors import NotAnalyzableModelError
-
             raise NotAnalyzableModelError(
                 f"Sequential model '{model.name}' is not built: give it a keras.Input, call "
                 "model.build(input_shape) or call it once on data before explaining it."
             )
         return functional
     if not hasattr(model, "_nodes_by_depth"):
-        from .errors import NotAnalyzableModelError
-
-        raise NotAnalyzableModelError(
+        raise SubclassedModelError(
             f"Model '{model.name}' ({type(model).__name__}) is a subclassed model without a "
-            "functional graph; only Sequential and Functional models (nested at any depth) can "
-            "be walked."
+            "functional graph, which this method needs to see every layer (the gradient "
+            "methods explain it with a plain tape). Trace it into a functional model: "
+            "inputs = keras.Input(shape); model = keras.Model(inputs, model.call(inputs))."
         )
     return model
 
@@ -63,3 +69,18 @@ def node_outputs(node):
 
 def call_has_training_arg(op):
     return bool(getattr(op, "_call_has_training_arg", False))
+
+
+def elementwise_affine_layers():
+    """Layer classes of keras.applications that scale their input element-wise (ConvNeXt's
+    `LayerScale`: x * gamma), not exported by Keras."""
+    try:
+        from keras.src.applications.convnext import LayerScale
+    except ImportError:  # moved or removed in a later Keras
+        return ()
+    return (LayerScale,)
+
+
+def output_layers(model):
+    """The layers that produce `model`'s outputs."""
+    return {kt._keras_history.operation for kt in model.outputs}

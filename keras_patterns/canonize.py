@@ -31,6 +31,13 @@ def _kernel_forward(kmap):
     return forward
 
 
+def opaque(node, why):
+    """A node with no rule of its own: only methods that need nothing but its gradient
+    (the gradient family) can reverse it; `why` says what the others lack."""
+    return Node(node.name, node.op, node.inputs, node.outputs, node.forward, "opaque",
+                dict(node.info, layer_name=node.name, why=why))
+
+
 def _activation_forward(fn):
     def forward(values):
         return [fn(values[0])]
@@ -55,11 +62,9 @@ class _Canonizer:
         activation = getattr(layer, "activation", None)
         family = kinds.activation_family(activation) if activation is not None else "linear"
         if family is None:
-            raise kinds.NotAnalyzableModelError(
-                f"Layer '{node.name}' ({node.layer_class}) has an activation "
-                f"{getattr(activation, '__name__', activation)!r} that keras-patterns does not "
-                "know; use one of keras.activations."
-            )
+            name = getattr(activation, "__name__", activation)
+            return [opaque(node, f"its activation {name!r} is not one keras-patterns knows "
+                                 "(use one of keras.activations)")]
         out = []
         x = node.inputs[0]
         for k, kmap in enumerate(maps):
@@ -93,7 +98,9 @@ class _Canonizer:
                     [node.outputs[0]],
                     _activation_forward(activation),
                     role="activation",
-                    info={"family": family, "layer_name": node.name},
+                    info={"family": family, "layer_name": node.name,
+                          "activation_name": kinds.describe_activation(
+                              kinds.activation_name(activation), family)},
                 )
             )
         return out
@@ -107,12 +114,17 @@ class _Canonizer:
                 continue
             kind = kinds.kind_of(node.op)
             if kind is None:
-                raise kinds.unsupported_error(node)
+                nodes.append(opaque(node, "it is not a layer kind keras-patterns knows how to "
+                                          "reverse"))
+                continue
             info = dict(node.info, layer_name=node.name)
             if kind == "activation":
                 info["family"] = kinds.layer_activation_family(node.op)
                 if info["family"] is None:
-                    raise kinds.unsupported_error(node)
+                    nodes.append(opaque(node, "its activation is not one keras-patterns knows"))
+                    continue
+                info["activation_name"] = kinds.describe_activation(
+                    kinds.layer_activation_name(node.op), info["family"])
             nodes.append(
                 Node(node.name, node.op, node.inputs, node.outputs, node.forward, kind, info)
             )
@@ -120,7 +132,7 @@ class _Canonizer:
 
 
 def canonize(graph):
-    """Split kernel layers and classify every node; refuses unknown layers."""
+    """Split kernel layers and classify every node; unknown layers become "opaque"."""
     return _Canonizer(graph).run()
 
 

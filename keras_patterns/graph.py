@@ -9,9 +9,10 @@ Each node can be evaluated on real tensors with `node.forward(values)`.
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import keras
 from keras import tree
 
-from . import _keras
+from . import _keras, kinds
 from .errors import NotAnalyzableModelError
 
 
@@ -75,6 +76,35 @@ class Graph:
         self.outputs = list(outputs)
         self.nodes = list(nodes)
 
+    def consumers(self, tensor):
+        """The nodes that take `tensor` as an input, in graph order."""
+        return [n for n in self.nodes if any(t is tensor for t in n.inputs)]
+
+    def evaluate(self, xs):
+        """The graph's outputs for the input values `xs` (tensors)."""
+        values = {t.index: x for t, x in zip(self.inputs, xs)}
+        for node in self.nodes:
+            outs = node.forward([values[t.index] for t in node.inputs])
+            for t, v in zip(node.outputs, outs):
+                values[t.index] = v
+        return [values[t.index] for t in self.outputs]
+
+    def input_chain(self, node):
+        """The nodes between a model input and `node` when only element-wise affine maps
+        (Rescaling, Normalization, ...) and routing maps (reshapes, padding, dropout) lie
+        between them, inputs first: `node` is then an input layer. None otherwise."""
+        chain, tensor = [], node.inputs[0]
+        while True:
+            producer = self.producer(tensor)
+            if producer is None:
+                return chain[::-1]
+            if len(producer.inputs) != 1 or not (
+                    producer.role == "affine"
+                    or producer.role == "linear" and not kinds.is_summing(producer.op)):
+                return None
+            chain.append(producer)
+            tensor = producer.inputs[0]
+
     def producer(self, tensor):
         for node in self.nodes:
             if any(t is tensor for t in node.outputs):
@@ -123,21 +153,32 @@ class Graph:
         return "\n".join(lines)
 
 
+class UniqueNames:
+    """Names made unique by construction: a name already taken gets the first free suffix
+    _1, _2, ... (also where a layer of the model already bears the suffixed name)."""
+
+    def __init__(self):
+        self.taken = set()
+
+    def claim(self, name):
+        candidate, k = name, 0
+        while candidate in self.taken:
+            k += 1
+            candidate = f"{name}_{k}"
+        self.taken.add(candidate)
+        return candidate
+
+
 class _Flattener:
     def __init__(self):
         self.nodes = []
         self.count = 0
-        self.names = {}
+        self.names = UniqueNames()
 
     def tensor(self, spec, name):
         t = Tensor(self.count, spec, name)
         self.count += 1
         return t
-
-    def unique(self, name):
-        k = self.names.get(name, 0)
-        self.names[name] = k + 1
-        return name if k == 0 else f"{name}_{k}"
 
     def inline(self, model, inputs, prefix):
         functional = _keras.functional_of(model)
@@ -152,7 +193,7 @@ class _Flattener:
             arg_kts = _keras.node_argument_tensors(knode)
             if any(id(kt) not in env for kt in arg_kts):
                 continue  # not connected to the inputs
-            if _keras.is_model(op):
+            if _keras.is_model(op) and _keras.has_functional_graph(op):
                 sub_inputs = [env[id(kt)] for kt in arg_kts]
                 sub_outputs = self.inline(op, sub_inputs, f"{prefix}{op.name}/")
                 out_kts = _keras.node_outputs(knode)
@@ -164,7 +205,7 @@ class _Flattener:
                 for kt, t in zip(out_kts, sub_outputs):
                     env[id(kt)] = t
                 continue
-            name = self.unique(prefix + op.name)
+            name = self.names.claim(prefix + op.name)
             inputs_unique = []
             for kt in arg_kts:
                 t = env[id(kt)]
@@ -201,6 +242,30 @@ def _call_forward(knode, op, index_of):
         return tree.flatten(op(*args, **kwargs))
 
     return forward
+
+
+def wrap_model(model, arrays):
+    """A graph of one node around a model without a functional graph (a subclassed model),
+    with input specs taken from the arrays of a first batch: only methods that need nothing
+    but the model's gradient can explain it (a plain tape)."""
+    flattener = _Flattener()
+    inputs = []
+    for i, x in enumerate(arrays):
+        dtype = "float32" if x.dtype.kind == "f" else "int32"
+        spec = keras.KerasTensor((None,) + tuple(x.shape[1:]), dtype=dtype)
+        inputs.append(flattener.tensor(spec, f"input_{i}"))
+
+    def forward(values):
+        return tree.flatten(model(values[0] if len(values) == 1 else list(values),
+                                  training=False))
+
+    probe = [keras.ops.convert_to_tensor(x[:1], t.dtype) for x, t in zip(arrays, inputs)]
+    outputs = [flattener.tensor(keras.KerasTensor((None,) + tuple(y.shape[1:]), dtype=y.dtype),
+                                f"{model.name}:{j}")
+               for j, y in enumerate(forward(probe))]
+    node = Node(model.name, model, inputs, outputs, forward, role="opaque",
+                info={"layer_name": model.name, "why": "it is a subclassed model"})
+    return Graph(inputs, outputs, [node])
 
 
 def flatten(model):

@@ -16,9 +16,8 @@ Kinds:
 import keras
 from keras import layers
 
+from . import _keras
 from .errors import NotAnalyzableModelError
-
-_RELU_NAMES = {"relu", "relu6"}
 
 # Keras activation function names -> activation family.
 _ACTIVATION_FAMILIES = {
@@ -123,6 +122,7 @@ _LAYER_KINDS = {
     layers.ELU: "activation",
     layers.Softmax: "activation",
 }
+_LAYER_KINDS.update({cls: "affine" for cls in _keras.elementwise_affine_layers()})
 
 
 # Linear maps that add up their inputs (LRP distributes relevance over the summands in
@@ -148,6 +148,23 @@ def activation_family(fn):
     """The family of a Keras activation function (`Dense(activation=...)`)."""
     name = getattr(fn, "__name__", None)
     return _ACTIVATION_FAMILIES.get(name)
+
+
+def activation_name(fn):
+    """The name of an activation function, for messages (`hard_swish`, not its family)."""
+    return getattr(fn, "__name__", None) or type(fn).__name__
+
+
+def layer_activation_name(op):
+    """The name of an activation layer's or operation's function, for messages."""
+    if isinstance(op, layers.Activation):
+        return activation_name(op.activation)
+    return type(op).__name__
+
+
+def describe_activation(name, family):
+    """"'relu'" or "'hard_silu' (swish family)": the activation's own name, for messages."""
+    return f"'{name}'" if name in (family, None) else f"'{name}' ({family} family)"
 
 
 def layer_activation_family(op):
@@ -200,8 +217,13 @@ def kind_of(op):
 
 
 def unsupported_error(node, method=None):
-    what = f" with method '{method}'" if method else ""
+    """The refusal of an "opaque" node (see `canonize.opaque`) by a method that needs a
+    rule for it."""
+    what = f" with '{method}'" if method else ""
+    why = node.info.get("why", "it is not a layer kind keras-patterns knows how to reverse")
     return NotAnalyzableModelError(
-        f"Layer '{node.name}' ({node.layer_class}) cannot be explained{what}: it is not a "
-        f"layer kind keras-patterns knows how to reverse. {supported_summary()}."
+        f"Layer '{node.name}' ({node.layer_class}) cannot be explained{what}: {why}. The "
+        "gradient methods (gradient, input_t_gradient, smoothgrad, integrated_gradients) "
+        f"explain any differentiable layer; the others need a rule per layer: "
+        f"{supported_summary()}."
     )

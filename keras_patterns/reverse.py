@@ -11,6 +11,8 @@ nodes, the signals coming back from them are summed.
 import keras
 import tensorflow as tf
 
+from . import scaled as scaled_signals
+from .graph import UniqueNames
 from .rules.base import _Holder
 from .selection import NeuronSelection
 
@@ -75,59 +77,130 @@ def _input_name(tensor, i):
     return name
 
 
-def build_reverse_model(graph, rule_for, mode, start, name="reverse_model"):
+class _Plain:
+    """Signals as they are: a pair (signal, None) per tensor."""
+
+    def __init__(self, named):
+        self.named = named
+
+    def start(self, signal):
+        return signal, None
+
+    def zeros(self, like):
+        return self.named(ZerosLike())(like), None
+
+    def sum(self, pairs, name):
+        name = f"sum__{name.replace('/', '.').replace(':', '_')}"
+        return self.named(SumSignals(name=name))([r for r, _ in pairs]), None
+
+    def common(self, pairs):
+        return [r for r, _ in pairs], None
+
+    def after(self, layer, signal, log_c):
+        return signal, None
+
+    def output(self, pair):
+        return pair[0]
+
+
+class _Scaled(_Plain):
+    """Signals with a per-sample scale (see `keras_patterns.scaled`): renormalised after
+    the reverse layers that change magnitudes (`ReverseLayer.rescales`) and where branches
+    meet."""
+
+    def start(self, signal):
+        return tuple(self.named(scaled_signals.StartScale(name="start_scale"))(signal))
+
+    def zeros(self, like):
+        zeros = self.named(ZerosLike())(like)
+        return tuple(self.named(scaled_signals.StartScale(name="zero_scale"))(zeros))
+
+    def sum(self, pairs, name):
+        name = f"sum__{name.replace('/', '.').replace(':', '_')}"
+        layer = self.named(scaled_signals.ScaledSum(name=name))
+        return tuple(layer([r for r, _ in pairs] + [c for _, c in pairs]))
+
+    def common(self, pairs):
+        if len(pairs) == 1:
+            return [pairs[0][0]], pairs[0][1]
+        out = self.named(scaled_signals.Common(name="common_scale"))(
+            [r for r, _ in pairs] + [c for _, c in pairs])
+        return out[:-1], out[-1]
+
+    def after(self, layer, signal, log_c):
+        if not getattr(layer, "rescales", False):
+            return signal, log_c
+        renormalize = self.named(scaled_signals.Renormalize(name="renormalize"))
+        return tuple(renormalize([signal, log_c]))
+
+    def output(self, pair):
+        return self.named(scaled_signals.Unscale(name="unscale"))(list(pair))
+
+
+def build_reverse_model(graph, rule_for, mode, start, name="reverse_model", scaled=False):
     """Build the reverse model of `graph` (one output).
 
     `rule_for(node)` returns the reverse layer for a node; `mode` is the neuron selection
     mode and `start` is ``"one"`` (gradient family) or ``"value"`` (the output value y).
+    `scaled` carries the signal with a per-sample scale (see `keras_patterns.scaled`; for
+    reverse passes that are linear in the signal).
     """
     (output,) = graph.outputs
+    names = UniqueNames()
+
+    def named(layer):
+        """`layer` under a name no other layer of the reverse model has."""
+        layer.name = names.claim(layer.name)
+        return layer
+
     model_inputs = []
     values = {}
     for i, t in enumerate(graph.inputs):
         kt = keras.Input(
-            shape=tuple(t.spec.shape)[1:], dtype=t.spec.dtype, name=_input_name(t, i)
+            shape=tuple(t.spec.shape)[1:], dtype=t.spec.dtype,
+            name=names.claim(_input_name(t, i))
         )
         model_inputs.append(kt)
         values[t.index] = kt
     for node in graph.nodes:
-        outs = ForwardLayer(node)([values[t.index] for t in node.inputs])
+        outs = named(ForwardLayer(node))([values[t.index] for t in node.inputs])
         for t, kt in zip(node.outputs, outs):
             values[t.index] = kt
 
     selection_inputs = [values[output.index]]
     extra_inputs = []
     if mode == "index":
-        index = keras.Input(shape=(), dtype="int32", name="neuron_index")
+        index = keras.Input(shape=(), dtype="int32", name=names.claim("neuron_index"))
         extra_inputs.append(index)
         selection_inputs.append(index)
-    start_signal = NeuronSelection(mode, start, name="neuron_selection")(selection_inputs)
-
-    signals = {output.index: [start_signal]}
+    start_signal = named(NeuronSelection(mode, start, name="neuron_selection"))(
+        selection_inputs)
+    signals = _Scaled(named) if scaled else _Plain(named)
+    arriving = {output.index: [signals.start(start_signal)]}
 
     def gather(tensor):
-        arriving = signals.get(tensor.index)
-        if not arriving:
+        pairs = arriving.get(tensor.index)
+        if not pairs:
             return None
-        if len(arriving) == 1:
-            return arriving[0]
-        return SumSignals(name=f"sum__{tensor.name.replace('/', '.').replace(':', '_')}")(
-            arriving
-        )
+        return pairs[0] if len(pairs) == 1 else signals.sum(pairs, tensor.name)
 
     for node in reversed(graph.nodes):
-        rs = [gather(t) for t in node.outputs]
-        if all(r is None for r in rs):
+        pairs = [gather(t) for t in node.outputs]
+        if all(p is None for p in pairs):
             continue  # the explained output does not depend on this node
-        rs = [ZerosLike()(values[t.index]) if r is None else r for t, r in zip(node.outputs, rs)]
+        pairs = [signals.zeros(values[t.index]) if p is None else p
+                 for t, p in zip(node.outputs, pairs)]
+        rs, log_c = signals.common(pairs)
         xs = [values[t.index] for t in node.inputs]
         ys = [values[t.index] for t in node.outputs]
-        r_ins = rule_for(node)(xs + ys + rs)
+        layer = named(rule_for(node))
+        r_ins = layer(xs + ys + rs + [values[t.index] for t in layer.context])
         for t, r in zip(node.inputs, r_ins):
-            signals.setdefault(t.index, []).append(r)
+            arriving.setdefault(t.index, []).append(signals.after(layer, r, log_c))
 
     explanations = []
     for t in graph.inputs:
-        r = gather(t)
-        explanations.append(ZerosLike()(values[t.index]) if r is None else r)
+        pair = gather(t)
+        explanations.append(signals.output(signals.zeros(values[t.index]) if pair is None
+                                           else pair))
     return keras.Model(model_inputs + extra_inputs, explanations, name=name)

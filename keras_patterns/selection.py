@@ -59,14 +59,6 @@ class NeuronSelection(keras.layers.Layer):
         return keras.KerasTensor(inputs[0].shape, dtype="float32")
 
 
-def selected_index(y, mode, neuron_selection=None):
-    """Per-sample indices into the flattened output `y` (numpy), for wrappers."""
-    flat = np.reshape(y, (len(y), -1))
-    if mode == "max_activation":
-        return np.argmax(flat, axis=1).astype("int32")
-    return normalize_index(neuron_selection, len(y), flat.shape[1])
-
-
 def normalize_index(neuron_selection, n_samples, n_outputs):
     """Check a user's `neuron_selection` and return one int32 index per sample."""
     if neuron_selection is None:

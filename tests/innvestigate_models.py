@@ -16,6 +16,9 @@ metadata arrays: ``outputs``, ``logits``, ``index_fixed``, ``index_per_sample``,
 
 For the model ending in a softmax (``mlp_softmax``) iNNvestigate analyzed
 ``model_wo_softmax(model)``; :func:`model_without_softmax` builds that model.
+
+``deep_taylor_symmetric.npz`` (``tools/innvestigate_bounded_fixture.py``) holds several
+models under ``<model>__`` prefixes; :func:`load_multi_fixture` loads it.
 """
 
 from __future__ import annotations
@@ -155,3 +158,29 @@ def load_fixture(
 def analysis_keys(refs: dict[str, Any]) -> list[str]:
     """The ``<variant>__<mode>`` keys of a fixture's analyses."""
     return sorted(k for k in refs if "__" in k and isinstance(refs[k], np.ndarray))
+
+
+def load_multi_fixture(
+    name_or_path: str,
+) -> dict[str, tuple[keras.Model, np.ndarray, dict[str, Any]]]:
+    """Load a fixture holding several models under ``<model>__`` prefixes (e.g.
+    ``deep_taylor_symmetric``): returns ``{model: (keras3_model, inputs, references)}``
+    with the prefix stripped from the reference keys; the file's unprefixed arrays (such
+    as ``bounds``) are in every ``references``."""
+    path = name_or_path
+    if not path.endswith(".npz"):
+        path = os.path.join(FIXTURE_DIR, name_or_path + ".npz")
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    names = json.loads(str(arrays.pop("models_json")))
+    shared = {k: v for k, v in arrays.items() if not any(k.startswith(n + "__") for n in names)}
+    out = {}
+    for name in names:
+        prefix = name + "__"
+        own = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+        model = build_model(json.loads(str(own.pop("spec_json"))))
+        n_weights = int(own.pop("n_weights"))
+        model.set_weights([own.pop(f"w{i}") for i in range(n_weights)])
+        inputs = own.pop("inputs")
+        out[name] = (model, inputs, {**shared, **own})
+    return out

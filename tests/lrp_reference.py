@@ -21,11 +21,20 @@ import numpy as np
 from oracles import select
 
 EPS = 1e-7
+# the smallest normal float32: the package computes in float32, where smaller magnitudes are
+# subnormal (TensorFlow's CPU kernels flush them to zero)
+TINY = float(np.finfo(np.float32).tiny)
 
 
 def stab(z, eps=EPS):
-    """z + eps * sign(z), with sign(0) = +1."""
+    """The epsilon rule's denominator: z + eps * sign(z), with sign(0) = +1, everywhere."""
     return z + eps * np.where(z >= 0, 1.0, -1.0)
+
+
+def safe(z):
+    """The stabiliser of the other rules: z where |z| >= TINY (exact division), else
+    z + EPS * sign(z) with sign(0) = +1 (z counts as zero)."""
+    return np.where(np.abs(z) < TINY, stab(z), z)
 
 
 def pos(a):
@@ -134,28 +143,30 @@ class ConvOp:
 # -- kernel rules: rule(op, x, R) -> relevance at the layer input ---------------------------
 
 
-def rule_z(op, x, R, bias=True, eps=EPS):
-    """Z rule (and Epsilon with eps=epsilon): R_in = x * f^T(W; R / stab(f(x;W) + b))."""
+def rule_z(op, x, R, bias=True):
+    """Z rule: R_in = x * f^T(W; R / safe(f(x;W) + b))."""
     z = op.f(x, op.W) + (op.b if bias else 0.0)
-    return x * op.fT(op.W, R / stab(z, eps))
+    return x * op.fT(op.W, R / safe(z))
 
 
 def rule_epsilon(op, x, R, epsilon=EPS, bias=True):
-    return rule_z(op, x, R, bias=bias, eps=epsilon)
+    """Epsilon rule: R_in = x * f^T(W; R / stab(f(x;W) + b, epsilon))."""
+    z = op.f(x, op.W) + (op.b if bias else 0.0)
+    return x * op.fT(op.W, R / stab(z, epsilon))
 
 
 def rule_w_square(op, x, R):
-    """R_in = f^T(W*W; R / stab(f(1; W*W))): ignores x and the bias."""
+    """R_in = f^T(W*W; R / safe(f(1; W*W))): ignores x and the bias."""
     W2 = op.W * op.W
     z = op.f(np.ones_like(x), W2)
-    return op.fT(W2, R / stab(z))
+    return op.fT(W2, R / safe(z))
 
 
 def rule_flat(op, x, R):
     """WSquare with every kernel entry 1."""
     ones = np.ones_like(op.W)
     z = op.f(np.ones_like(x), ones)
-    return op.fT(ones, R / stab(z))
+    return op.fT(ones, R / safe(z))
 
 
 def rule_alpha_beta(op, x, R, alpha, beta, bias=True):
@@ -164,8 +175,8 @@ def rule_alpha_beta(op, x, R, alpha, beta, bias=True):
     Wp, Wn = pos(op.W), neg(op.W)
     zp = op.f(xp, Wp) + op.f(xn, Wn) + (pos(op.b) if bias else 0.0)
     zn = op.f(xp, Wn) + op.f(xn, Wp) + (neg(op.b) if bias else 0.0)
-    sp = R / stab(zp)
-    sn = R / stab(zn)
+    sp = R / safe(zp)
+    sn = R / safe(zn)
     activator = xp * op.fT(Wp, sp) + xn * op.fT(Wn, sp)
     inhibitor = xp * op.fT(Wn, sn) + xn * op.fT(Wp, sn)
     return alpha * activator - beta * inhibitor
@@ -176,25 +187,25 @@ def rule_z_plus(op, x, R):
 
 
 def rule_z_plus_fast(op, x, R):
-    """R_in = x * f^T(W+; R / stab(f(x; W+))), no sign split of x, no bias."""
+    """R_in = x * f^T(W+; R / safe(f(x; W+))), no sign split of x, no bias."""
     Wp = pos(op.W)
-    return x * op.fT(Wp, R / stab(op.f(x, Wp)))
+    return x * op.fT(Wp, R / safe(op.f(x, Wp)))
 
 
 def rule_gamma(op, x, R, gamma=0.25, bias=True):
     Wg = op.W + gamma * pos(op.W)
     bg = op.b + gamma * pos(op.b)
     z = op.f(x, Wg) + (bg if bias else 0.0)
-    return x * op.fT(Wg, R / stab(z))
+    return x * op.fT(Wg, R / safe(z))
 
 
 def rule_bounded(op, x, R, low, high):
-    """z^B: R_in = x f^T(W;s) - l f^T(W+;s) - h f^T(W-;s), s = R / stab(z)."""
+    """z^B: R_in = x f^T(W;s) - l f^T(W+;s) - h f^T(W-;s), s = R / safe(z)."""
     lo = np.full_like(x, low)
     hi = np.full_like(x, high)
     Wp, Wn = pos(op.W), neg(op.W)
     z = op.f(x, op.W) - op.f(lo, Wp) - op.f(hi, Wn)
-    s = R / stab(z)
+    s = R / safe(z)
     return x * op.fT(op.W, s) - lo * op.fT(Wp, s) - hi * op.fT(Wn, s)
 
 
@@ -252,23 +263,23 @@ def avg_pool(x, pool, strides):
 
 
 def avg_pool_relevance(x, R, pool, strides):
-    """R_i = x_i * R / stab(sum of the window)."""
+    """R_i = x_i * R / safe(sum of the window)."""
     pt, one_d = pool_patches(x.shape[1:], pool, strides, "valid")
     P_ = pt.extract(_as_2d(x))
-    s = _as_2d(R) / stab(P_.sum(axis=(3, 4)))
+    s = _as_2d(R) / safe(P_.sum(axis=(3, 4)))
     g = pt.scatter(P_ * s[:, :, :, None, None, :])
     return g[:, 0] if one_d else g
 
 
 def sum_relevance(parts, R):
-    """Add / Average / GlobalAveragePooling: R_i = x_i * R / stab(sum_i x_i)."""
-    s = R / stab(sum(parts))
+    """Add / Average / GlobalAveragePooling: R_i = x_i * R / safe(sum_i x_i)."""
+    s = R / safe(sum(parts))
     return [p * s for p in parts]
 
 
 def global_avg_pool_relevance(x, R):
     axes = tuple(range(1, x.ndim - 1))
-    s = R / stab(x.sum(axis=axes))
+    s = R / safe(x.sum(axis=axes))
     return x * np.expand_dims(s, axes)
 
 

@@ -188,6 +188,15 @@ CASES = {
         S2, *head(L.Conv2D(4, (3, 2), strides=(2, 1), padding="valid", activation="relu"))),
     "conv2d_groups": lambda: seq(
         (5, 5, 4), *head(L.Conv2D(6, 3, groups=2, padding="same", activation="relu"))),
+    "conv2d_channel_groups": lambda: seq(
+        (6, 5, 3), *head(L.Conv2D(6, 3, groups=3, strides=2, padding="same",
+                                  activation="relu"))),
+    "conv2d_1x1_strided": lambda: seq(
+        (6, 7, 2), *head(L.Conv2D(3, 1, strides=2, activation="relu"))),
+    "conv2d_1x1_strided_same": lambda: seq(
+        (7, 8, 2), *head(L.Conv2D(3, 1, strides=(3, 2), padding="same", activation="relu"))),
+    "conv2d_unread_rows": lambda: seq(
+        (7, 6, 2), *head(L.Conv2D(3, 2, strides=2, activation="relu"))),
     "conv3d_strides_same": lambda: seq(
         S3, *head(L.Conv3D(3, 2, strides=2, padding="same", activation="relu"))),
     "conv3d_dilation_valid": lambda: seq(
@@ -575,13 +584,17 @@ def _unsupported_lambda():
                              L.Dense(2)])
 
 
-@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize(
-    "build, layer_name, layer_class",
-    [(_unsupported_lstm, "my_lstm", "LSTM"), (_unsupported_lambda, "my_lambda", "Lambda")],
-    ids=["lstm", "lambda"],
+    "build, layer_name, layer_class, method",
+    [(_unsupported_lstm, "my_lstm", "LSTM", m) for m in RECTIFIER_METHODS]
+    + [(_unsupported_lstm, "my_lstm", "LSTM", m) for m in ("lrp.z", "pattern.net")]
+    + [(_unsupported_lambda, "my_lambda", "Lambda", m) for m in METHODS],
+    ids=lambda v: v if isinstance(v, str) else None,
 )
 def test_unsupported_layer(build, layer_name, layer_class, method):
+    """Layers without a rule are refused by the methods that need one (the gradient family
+    reverses them by their gradient: tests/test_any_layer.py); Lambda layers by every method
+    unless allow_lambda_layers=True, as in iNNvestigate."""
     with pytest.raises(kp.NotAnalyzableModelError) as info:
         kp.create_analyzer(method, build())
     message = str(info.value)

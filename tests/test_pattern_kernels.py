@@ -59,6 +59,16 @@ CASES = [
     ("separable1d", lambda: layers.SeparableConv1D(2, 3, padding="same"),
      (7, 3), [("depthwise_kernel", _depthwise), ("pointwise_kernel", _last)]),
     ("dense_on_sequences", lambda: layers.Dense(3), (4, 5), [("kernel", _last)]),
+    # one input channel per group: applied as a depthwise convolution
+    ("conv2d_channel_groups", lambda: layers.Conv2D(6, 3, groups=3, strides=2, padding="same"),
+     (6, 5, 3), [("kernel", _last)]),
+    # windows that leave input rows unread: cropped (or, 1x1, subsampled) before the map
+    ("conv2d_1x1_strided", lambda: layers.Conv2D(3, 1, strides=2), (6, 7, 2),
+     [("kernel", _last)]),
+    ("conv2d_1x1_strided_same", lambda: layers.Conv2D(3, 1, strides=(3, 2), padding="same"),
+     (7, 8, 2), [("kernel", _last)]),
+    ("conv2d_unread_rows", lambda: layers.Conv2D(3, 2, strides=2), (7, 6, 2),
+     [("kernel", _last)]),
 ]
 
 
@@ -146,7 +156,7 @@ def test_patterns_of_every_kernel_kind_equal_the_tape_oracle(name, make, shape, 
         if last and layer.use_bias:
             bias = layer.bias.numpy()
         expected = _oracle(fn, v, kernel, bias, owner, channel_axis, pattern_type,
-                           loop=name == "conv2d_grouped")
+                           loop="group" in name)
         key = layer.name if attr == "kernel" else f"{layer.name}.{attr}"
         assert set(p[key]) == set(expected), key
         for pattern, a in expected.items():

@@ -1,12 +1,19 @@
 """Analyzer base classes: model checks, input handling, batching and the compiled function."""
 
-import math
+import os
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from ..canonize import prepare
-from ..errors import InvalidInputError, NotAnalyzableModelError
+from ..compiled import compiled
+from ..errors import (InvalidInputError, NotAnalyzableModelError, NumericalError,
+                      SubclassedModelError)
+from ..graph import wrap_model
+from ..inputs import check_batch_size, in_form, standardize
+from ..kinds import unsupported_error
+from ..patterns.data import features
 from ..reverse import build_reverse_model
 from ..rules import EmbeddingRule, GradientRule
 from ..selection import check_mode, normalize_index
@@ -16,12 +23,15 @@ class Analyzer:
     """Explains one output of a Keras model.
 
     Parameters shared by every analyzer:
-        model: a Keras 3 model (Sequential or Functional, nested models allowed). It is not
-            modified.
+        model: a Keras 3 model (Sequential or Functional, nested models allowed), or the
+            path of a saved `.keras` model. It is not modified.
         neuron_selection_mode: ``"max_activation"`` (default), ``"index"`` or ``"all"``.
         output_index: which model output to explain when the model has several.
         batch_size: `analyze` processes its input in chunks of this many samples.
         jit_compile: compile the analysis with XLA.
+        allow_lambda_layers: a `keras.layers.Lambda` layer computes arbitrary code, so it is
+            refused unless this is True (as in iNNvestigate); then it is reversed by its
+            gradient (by every method).
     """
 
     name = None
@@ -29,6 +39,9 @@ class Analyzer:
     #: fold BatchNormalization into the kernel map before it (rules that need the
     #: effective linear map: patterns, LRP)
     fold_batchnorm = False
+    #: whether the method reverses layers it has no rule for by their gradient (the
+    #: gradient family); the others refuse such ("opaque") layers, naming them
+    explains_any_layer = False
 
     def __init__(
         self,
@@ -37,16 +50,39 @@ class Analyzer:
         output_index=None,
         batch_size=64,
         jit_compile=False,
+        allow_lambda_layers=False,
     ):
-        self.model = model
+        self.model = load_model_argument(model)
+        self.allow_lambda_layers = bool(allow_lambda_layers)
         self.neuron_selection_mode = check_mode(neuron_selection_mode)
         self.output_index = output_index
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
-        self.batch_size = batch_size
+        self.batch_size = check_batch_size(batch_size)
         self.jit_compile = bool(jit_compile)
-        self.graph = prepare(model, output_index, fold=self.fold_batchnorm)
-        self._check_model(self.graph)
+        self._units = {}
+        #: the flattened, canonized graph (for a subclassed model: one node, built from the
+        #: first batch by `analyze`)
+        self.graph = None
+        try:
+            graph = prepare(self.model, output_index, fold=self.fold_batchnorm)
+        except SubclassedModelError:
+            if not self.explains_any_layer:
+                raise
+            return
+        self._adopt(graph)
+
+    def _adopt(self, graph):
+        for node in graph.nodes:
+            if node.role != "opaque":
+                continue
+            if isinstance(node.op, keras.layers.Lambda):
+                if not self.allow_lambda_layers:
+                    raise NotAnalyzableModelError(
+                        f"Layer '{node.name}' (Lambda) runs arbitrary code; pass "
+                        "allow_lambda_layers=True to explain it by its gradient.")
+            elif not self.explains_any_layer:
+                raise unsupported_error(node, self.name)
+        self._check_model(graph)
+        self.graph = graph
 
     # -- model checks --------------------------------------------------------------------
 
@@ -66,41 +102,41 @@ class Analyzer:
         shape = self.graph.outputs[0].shape[1:]
         return int(np.prod(shape)) if all(d is not None for d in shape) else None
 
-    def _standardize(self, X):
-        """The model inputs as a list of numpy arrays, and whether X was a single array."""
-        specs = [t.spec for t in self.graph.inputs]
-        single = not isinstance(X, (list, tuple))
-        xs = [X] if single else list(X)
-        if len(xs) != len(specs):
-            raise InvalidInputError(
-                f"The model has {len(specs)} inputs "
-                f"({', '.join(t.name for t in self.graph.inputs)}); got {len(xs)} arrays."
-            )
-        out = []
-        for x, spec, t in zip(xs, specs, self.graph.inputs):
-            x = np.asarray(x)
-            want = tuple(spec.shape)
-            if x.ndim != len(want) or any(
-                w is not None and w != d for w, d in zip(want[1:], x.shape[1:])
-            ):
-                raise InvalidInputError(
-                    f"Input '{t.name}' expects shape {('batch',) + want[1:]}, got an array "
-                    f"of shape {x.shape}."
-                )
-            out.append(x.astype(spec.dtype, copy=False))
-        n = {len(x) for x in out}
-        if len(n) != 1:
-            raise InvalidInputError(
-                f"The input arrays have different numbers of samples: "
-                f"{[len(x) for x in out]}."
-            )
-        if n == {0}:
-            raise InvalidInputError("analyze() got an empty batch.")
-        return out, single
+    def _output_units(self, xs):
+        """Units of the explained output for inputs shaped like `xs` (for an output whose
+        size depends on the input size: found once per input shape by tracing)."""
+        n = self.n_output_units
+        if n is not None:
+            return n
+        key = tuple(tuple(x.shape[1:]) for x in xs)
+        if key not in self._units:
+            specs = [tf.TensorSpec((None,) + k, t.dtype) for k, t in zip(key, self.graph.inputs)]
+            traced = compiled(self.graph.evaluate).get_concrete_function(specs)
+            shape = traced.structured_outputs[0].shape[1:]
+            self._units[key] = int(np.prod(shape)) if shape.is_fully_defined() else None
+        return self._units[key]
 
-    def _selection(self, neuron_selection, n):
+    def _vocabularies(self):
+        """Input index -> vocabulary size of the embedding that input feeds."""
+        out = {}
+        for i, t in enumerate(self.graph.inputs):
+            for node in self.graph.consumers(t):
+                if node.role == "embedding":
+                    out[i] = min(out.get(i, node.op.input_dim), node.op.input_dim)
+        return out
+
+    def _standardize(self, X):
+        """The model inputs as a list of checked numpy arrays, and the form X was given in
+        (`inputs.as_input_list`)."""
+        if self.graph is None:  # a subclassed model: a tape around it, shaped by X
+            arrays = [np.asarray(x) for x in (X if isinstance(X, (list, tuple)) else [X])]
+            self._adopt(wrap_model(self.model, arrays).select_output(self.output_index))
+        return standardize(X, self.graph.inputs, self._vocabularies())
+
+    def _selection(self, neuron_selection, xs):
+        n = len(xs[0])
         if self.neuron_selection_mode == "index":
-            n_out = self.n_output_units
+            n_out = self._output_units(xs)
             return normalize_index(neuron_selection, n, n_out if n_out else np.iinfo("int32").max)
         if neuron_selection is not None:
             raise InvalidInputError(
@@ -112,22 +148,85 @@ class Analyzer:
 
     # -- analysis -------------------------------------------------------------------------
 
-    def analyze(self, X, neuron_selection=None, batch_size=None):
-        """Explain `X` (one array, or a list with one array per model input).
+    def fit(self, *args, **kwargs):
+        """Analyzers without learned state need no fitting: a no-op that returns self
+        (the pattern analyzers learn their patterns here)."""
+        return self
 
-        Returns an array shaped like `X` (or a list, one per input).
+    def analyze(self, X, neuron_selection=None, batch_size=None):
+        """Explain `X`.
+
+        Args:
+            X: one array, a list with one array per model input, a dict keyed by input
+                name, or a `tf.data.Dataset` of such batches (or of (x, y) pairs; labels are
+                ignored), streamed batch by batch.
+            neuron_selection: with ``neuron_selection_mode="index"``, one int or one int
+                per sample.
+            batch_size: chunk size of the analysis (default: the analyzer's).
+
+        Returns:
+            An array shaped like `X` (a list or dict of arrays, one per input, for a list or
+            dict).
+
+        Raises:
+            InvalidInputError: for inputs that do not fit the model (shape, count, dtype,
+                NaN or inf, token ids), an empty batch or a bad `neuron_selection`.
         """
-        xs, single = self._standardize(X)
+        bs = self.batch_size if batch_size is None else check_batch_size(batch_size)
+        if isinstance(X, tf.data.Dataset):
+            return self._analyze_dataset(X, neuron_selection, bs)
+        xs, form = self._standardize(X)
+        self._before_analyze()
         n = len(xs[0])
-        index = self._selection(neuron_selection, n)
-        bs = batch_size or self.batch_size
+        index = self._selection(neuron_selection, xs)
         chunks = []
         for start in range(0, n, bs):
             part = [x[start : start + bs] for x in xs]
             idx = None if index is None else index[start : start + bs]
             chunks.append([np.asarray(e) for e in self._analyze_batch(part, idx)])
         result = [np.concatenate([c[i] for c in chunks]) for i in range(len(xs))]
-        return result[0] if single else result
+        for e in result:
+            if e.dtype.kind == "f" and not np.isfinite(e).all():
+                sample = int(np.argmax(~np.isfinite(e.reshape(len(e), -1)).all(axis=1)))
+                raise NumericalError(
+                    f"The '{self.name}' explanation of sample {sample} came out NaN or inf: "
+                    "the signal overflowed float32 inside the method (very large weights or "
+                    "inputs, or a denominator that cancels to almost zero).")
+        return in_form(result, form, self.graph.inputs)
+
+    def _analyze_dataset(self, dataset, neuron_selection, batch_size):
+        """Explain every batch of a tf.data.Dataset; one int or one int per sample (over
+        the whole dataset) selects the neurons in index mode."""
+        n_inputs = len(self.graph.inputs)
+        rank = len(self.graph.inputs[0].shape)
+        first = tf.nest.flatten(features(dataset.element_spec, n_inputs))[0]
+        if len(first.shape) == rank - 1:
+            dataset = dataset.batch(batch_size)
+        if int(dataset.cardinality()) == tf.data.INFINITE_CARDINALITY:
+            raise InvalidInputError("analyze() got a tf.data.Dataset of infinite cardinality; "
+                                    "take a finite part of it (dataset.take(n)).")
+        per_sample = neuron_selection is not None and np.ndim(neuron_selection) > 0
+        parts, seen = [], 0
+        for element in dataset:
+            xs = [np.asarray(x) for x in features(element, n_inputs)]
+            n = len(xs[0])
+            selection = neuron_selection
+            if per_sample:
+                selection = np.asarray(neuron_selection)[seen : seen + n]
+            out = self.analyze(xs if n_inputs > 1 else xs[0], selection, batch_size)
+            parts.append(out if n_inputs > 1 else [out])
+            seen += n
+        if not parts:
+            raise InvalidInputError("analyze() got an empty tf.data.Dataset.")
+        if per_sample and seen != len(neuron_selection):
+            raise InvalidInputError(
+                f"neuron_selection has {len(neuron_selection)} indices for a dataset of {seen} "
+                "samples.")
+        result = [np.concatenate([p[i] for p in parts]) for i in range(n_inputs)]
+        return result if n_inputs > 1 else result[0]
+
+    def _before_analyze(self):
+        """Checks of the analyzer's state before an analysis (see the pattern analyzers)."""
 
     def _analyze_batch(self, xs, index):
         raise NotImplementedError
@@ -141,6 +240,9 @@ class ReverseAnalyzer(Analyzer):
 
     #: Start value at the selected output: "one" (gradient family) or "value" (y).
     start = "one"
+    #: carry the signal with a per-sample scale (`keras_patterns.scaled`): exact and
+    #: finite for reverse passes that are linear in the signal and may over- or underflow
+    scaled_signal = False
 
     def __init__(self, model, **kwargs):
         super().__init__(model, **kwargs)
@@ -166,6 +268,7 @@ class ReverseAnalyzer(Analyzer):
                 self._reverse_mode(),
                 self.start,
                 name=f"{self.name}_reverse_model".replace(".", "_"),
+                scaled=self.scaled_signal,
             )
         return self._reverse_model
 
@@ -180,12 +283,7 @@ class ReverseAnalyzer(Analyzer):
 
     def _compiled(self):
         if self._function is None:
-            def explain(xs, index):  # one traced function per analyzer
-                return self._explain(xs, index)
-
-            self._function = tf.function(
-                explain, jit_compile=self.jit_compile, reduce_retracing=True, autograph=False
-            )
+            self._function = compiled(self._explain, self.jit_compile)
         return self._function
 
     def _analyze_batch(self, xs, index):
@@ -200,5 +298,21 @@ def float_inputs(graph):
     return [i for i, t in enumerate(graph.inputs) if "float" in str(t.dtype)]
 
 
-def ceil_div(a, b):
-    return int(math.ceil(a / b))
+def load_model_argument(model):
+    """The model an analyzer explains: a keras.Model, or loaded from a `.keras` path."""
+    if isinstance(model, keras.Model):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        path = os.fspath(model)
+        if not os.path.isfile(path):
+            raise NotAnalyzableModelError(
+                f"Expected a keras.Model or the path of a saved model; '{path}' is not a file.")
+        try:
+            return keras.saving.load_model(path, compile=False)
+        except Exception as e:  # noqa: BLE001 - any loading failure is the same user error
+            raise NotAnalyzableModelError(
+                f"'{path}' could not be loaded as a Keras model ({type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''}).") from None
+    raise NotAnalyzableModelError(
+        f"Expected a keras.Model (or the path of a saved .keras model), got "
+        f"{type(model).__name__}.")

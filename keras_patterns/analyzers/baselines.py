@@ -2,12 +2,14 @@
 
 import numpy as np
 
+from ..noise import normal_like, sample_keys
 from .base import Analyzer
 
 
 class InputAnalyzer(Analyzer):
     """Returns the input: the explanation that assumes everything is signal."""
 
+    explains_any_layer = True
     name = "input"
     description = "the input itself (baseline)"
 
@@ -16,15 +18,22 @@ class InputAnalyzer(Analyzer):
 
 
 class RandomAnalyzer(Analyzer):
-    """Gaussian noise N(0, stddev^2) shaped like the input (baseline); `seed` for repeats."""
+    """Gaussian noise N(0, stddev^2) shaped like the input (baseline). With a `seed`, the
+    same sample gets the same noise in every call, whatever its batch or position."""
 
+    explains_any_layer = True
     name = "random"
     description = "Gaussian noise shaped like the input (baseline)"
 
     def __init__(self, model, stddev=1.0, seed=None, **kwargs):
         self.stddev = float(stddev)
-        self._rng = np.random.default_rng(seed)
+        self.seed = seed
         super().__init__(model, **kwargs)
 
     def _analyze_batch(self, xs, index):
-        return [self._rng.normal(0.0, self.stddev, size=x.shape).astype("float32") for x in xs]
+        keys = sample_keys(xs, self.seed)
+        out = []
+        for i, x in enumerate(xs):
+            noise = [normal_like(x[j], key, i, self.stddev) for j, key in enumerate(keys)]
+            out.append(np.asarray(noise, np.float32).reshape(x.shape))
+        return out

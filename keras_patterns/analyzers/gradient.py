@@ -3,9 +3,12 @@
 All start the reverse pass with 1 at the selected output (paper appendix A.1).
 """
 
+import numpy as np
 import tensorflow as tf
 
 from ..errors import InvalidInputError, NotAnalyzableModelError
+from ..compiled import compiled
+from ..noise import normal_copies, sample_keys
 from ..rules import EmbeddingTimesInputRule
 from .base import ReverseAnalyzer, float_inputs
 
@@ -18,6 +21,7 @@ class Gradient(ReverseAnalyzer):
     postprocess: None, "abs" or "square" applied to the gradient.
     """
 
+    explains_any_layer = True
     name = "gradient"
     description = "gradient of the selected output w.r.t. the input (saliency)"
 
@@ -40,6 +44,7 @@ class Gradient(ReverseAnalyzer):
 class InputTimesGradient(ReverseAnalyzer):
     """Input times gradient; for token inputs, embedding vector times gradient summed."""
 
+    explains_any_layer = True
     name = "input_t_gradient"
     description = "input times gradient"
 
@@ -63,18 +68,20 @@ class _AveragedGradient(ReverseAnalyzer):
     """
 
     n_copies = 1
+    explains_any_layer = True
 
     def __init__(self, model, **kwargs):
+        self._group_function = None
+        self._index_function = None
         super().__init__(model, **kwargs)
-        ints = [t.name for i, t in enumerate(self.graph.inputs)
-                if i not in float_inputs(self.graph)]
+
+    def _check_model(self, graph):
+        ints = [t.name for i, t in enumerate(graph.inputs) if i not in float_inputs(graph)]
         if ints:
             raise NotAnalyzableModelError(
                 f"'{self.name}' modifies the input values, which is undefined for the "
                 f"integer input(s) {', '.join(ints)}."
             )
-        self._group_function = None
-        self._index_function = None
 
     def _reverse_mode(self):
         # The neuron is chosen once, on the unmodified input; the copies use its index.
@@ -86,9 +93,14 @@ class _AveragedGradient(ReverseAnalyzer):
         flat = tf.reshape(y, (tf.shape(y)[0], -1))
         return tf.argmax(flat, axis=1, output_type=tf.int32)
 
-    def _copies(self, x, k, i):
-        """Copies number `k` (a vector) of input `i`, shaped (len(k), batch, ...)."""
+    def _copies(self, x, k, i, keys):
+        """Copies number `k` (a vector) of input `i`, shaped (len(k), batch, ...); `keys`
+        identify the samples (see `noise`)."""
         raise NotImplementedError
+
+    def _keys(self, xs):
+        """Per-sample keys of the copies' randomness (see `noise`); none by default."""
+        return np.zeros(len(xs[0]), np.int64)
 
     def _per_copy(self, gradient):
         return gradient
@@ -96,14 +108,14 @@ class _AveragedGradient(ReverseAnalyzer):
     def _combine(self, xs, mean_gradients):
         return mean_gradients
 
-    def _group_sum(self, xs, index, first, group):
+    def _group_sum(self, xs, index, first, group, keys):
         """Sum of the (post-processed) gradients of copies first..first+group-1."""
         k = first + tf.range(group)
         weight = tf.cast(k < self.n_copies, tf.float32)
         batch = tf.shape(xs[0])[0]
         stacked = []
         for i, x in enumerate(xs):
-            c = self._copies(x, k, i)
+            c = self._copies(x, k, i, keys)
             stacked.append(tf.reshape(c, tf.concat([[group * batch], tf.shape(x)[1:]], 0)))
         inputs = stacked + ([tf.tile(index, [group])] if self._reverse_mode() == "index" else [])
         out = self.reverse_model(inputs, training=False)
@@ -117,11 +129,9 @@ class _AveragedGradient(ReverseAnalyzer):
 
     def _analyze_batch(self, xs, index):
         if self._group_function is None:
-            self._group_function = tf.function(
-                lambda xs, index, first, group: self._group_sum(xs, index, first, group),
-                jit_compile=self.jit_compile, reduce_retracing=True, autograph=False)
-            self._index_function = tf.function(lambda xs: self._forward_index(xs),
-                                               autograph=False)
+            self._group_function = compiled(self._group_sum, self.jit_compile)
+            self._index_function = compiled(self._forward_index)
+        keys = tf.constant(self._keys(xs))
         xs = [tf.convert_to_tensor(x) for x in xs]
         n = len(xs[0])
         if self.neuron_selection_mode == "max_activation":
@@ -132,7 +142,7 @@ class _AveragedGradient(ReverseAnalyzer):
         group = max(1, min(self.n_copies, self.batch_size // n))
         totals = None
         for first in range(0, self.n_copies, group):
-            sums = self._group_function(xs, index, tf.constant(first), group)
+            sums = self._group_function(xs, index, tf.constant(first), group, keys)
             totals = sums if totals is None else [t + s for t, s in zip(totals, sums)]
         means = [t / self.n_copies for t in totals]
         return [e.numpy() for e in self._combine(xs, means)]
@@ -143,7 +153,9 @@ class SmoothGrad(_AveragedGradient):
 
     noise_scale: standard deviation of the Gaussian noise (in input units).
     postprocess: None, "abs" or "square", applied to each gradient before averaging.
-    seed: seed of the noise (None: a fresh draw each call).
+    seed: seed of the noise. With a seed, the same sample gets the same noise (and the
+        same explanation) in every call, whatever the batch it is in or its position there;
+        None: a fresh draw each call.
     """
 
     name = "smoothgrad"
@@ -160,13 +172,14 @@ class SmoothGrad(_AveragedGradient):
         self.postprocess = postprocess
         self.seed = seed
         self.n_copies = augment_by_n
-        self._generator = (tf.random.Generator.from_seed(seed) if seed is not None
-                           else tf.random.Generator.from_non_deterministic_state())
         super().__init__(model, **kwargs)
 
-    def _copies(self, x, k, i):
-        shape = tf.concat([tf.shape(k), tf.shape(x)], 0)
-        return x[None] + self._generator.normal(shape, stddev=self.noise_scale, dtype=x.dtype)
+    def _keys(self, xs):
+        return sample_keys(xs, self.seed)
+
+    def _copies(self, x, k, i, keys):
+        noise = normal_copies(x, keys, k, i, len(self.graph.inputs), self.noise_scale)
+        return x[None] + noise
 
     def _per_copy(self, gradient):
         if self.postprocess == "abs":
@@ -194,14 +207,31 @@ class IntegratedGradients(_AveragedGradient):
         self.n_copies = steps
         self.reference_inputs = reference_inputs
         super().__init__(model, **kwargs)
-        refs = reference_inputs if isinstance(reference_inputs, (list, tuple)) else [
-            reference_inputs] * len(self.graph.inputs)
-        if len(refs) != len(self.graph.inputs):
-            raise InvalidInputError(
-                f"reference_inputs has {len(refs)} entries for {len(self.graph.inputs)} inputs.")
-        self._references = refs
 
-    def _copies(self, x, k, i):
+    def _check_model(self, graph):
+        super()._check_model(graph)
+        n = len(graph.inputs)
+        refs = self.reference_inputs
+        refs = list(refs) if isinstance(refs, (list, tuple)) else [refs] * n
+        if len(refs) != n:
+            raise InvalidInputError(
+                f"reference_inputs has {len(refs)} entries for the model's {n} input(s).")
+        for i, (ref, t) in enumerate(zip(refs, graph.inputs)):
+            sample, shape = tuple(t.shape[1:]), np.shape(ref)
+            if len(shape) == len(sample) + 1 and shape[0] == 1:
+                shape = shape[1:]  # one sample with its batch axis
+            fits = len(shape) <= len(sample) and all(
+                d == 1 or s is None or d == s for d, s in zip(shape[::-1], sample[::-1]))
+            if not fits:
+                raise InvalidInputError(
+                    f"reference_inputs for input '{t.name}' has shape {np.shape(ref)}; it must "
+                    f"be a scalar or broadcast to one sample of shape {sample}.")
+            if not np.all(np.isfinite(ref)):
+                raise InvalidInputError(
+                    f"reference_inputs for input '{t.name}' holds NaN or inf.")
+        self._references = [np.asarray(r, np.float32) for r in refs]
+
+    def _copies(self, x, k, i, keys):
         ref = tf.cast(self._references[i], x.dtype)
         alpha = tf.cast(k, x.dtype) / self.steps
         alpha = tf.reshape(alpha, tf.concat([tf.shape(k), tf.ones_like(tf.shape(x))], 0))

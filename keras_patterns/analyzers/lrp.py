@@ -15,7 +15,7 @@ iNNvestigate; where its numbers are wrong this package differs (see `docs/design
 
 from ..kinds import is_summing
 from ..rules import GradientRule
-from ..rules.lrp import AlphaBeta, Bounded, Epsilon, Gamma, ZPlus, matches, rule_from
+from ..rules.lrp import AlphaBeta, Bounded, Epsilon, Gamma, Pass, ZPlus, matches, rule_from
 from ..rules.relevance import KernelRelevance, PassRelevance, SumRelevance
 from .base import ReverseAnalyzer
 
@@ -71,6 +71,7 @@ class LRP(ReverseAnalyzer):
         self._until_rule = None if until_layer_rule is None else rule_from(until_layer_rule)
         self._bn_rule = None if bn_layer_rule is None else rule_from(bn_layer_rule)
         self._default = rule_from(self.default_rule)
+        self._passing = self._preprocessing()
 
     # -- which rule for which layer ------------------------------------------------------
 
@@ -114,6 +115,8 @@ class LRP(ReverseAnalyzer):
 
     def layer_rule(self, node):
         """The LRP rule of a kernel node or an element-wise affine node."""
+        if node in self._passing:
+            return Pass()
         if node.role == "kernel":
             if self._input_rule is not None and self._is_input_layer(node):
                 return self._input_rule
@@ -130,15 +133,19 @@ class LRP(ReverseAnalyzer):
         return node.role == "linear" and not is_summing(node.op) and len(node.inputs) == 1
 
     def _is_input_layer(self, node):
-        """Fed by a model input, through reshape-like nodes only."""
-        tensor = node.inputs[0]
-        while True:
-            producer = self.graph.producer(tensor)
-            if producer is None:
-                return True
-            if not self._routes(producer):
-                return False
-            tensor = producer.inputs[0]
+        """Fed by a model input through element-wise affine and routing nodes only."""
+        return self.graph.input_chain(node) is not None
+
+    def _preprocessing(self):
+        """The affine nodes between a model input and an input layer whose rule is the
+        input-layer rule: they pass the relevance unchanged (`Pass`)."""
+        if self._input_rule is None:
+            return set()
+        out = set()
+        for node in self.graph.nodes:
+            if node.role == "kernel":
+                out.update(n for n in self.graph.input_chain(node) or () if n.role == "affine")
+        return out
 
     def _nonnegative(self, tensor):
         """Whether a tensor is >= 0 by construction (out of a rectifier, then pooled or
@@ -158,7 +165,10 @@ class LRP(ReverseAnalyzer):
     # -- reverse layers ---------------------------------------------------------------
 
     def relevance_layer(self, node, rule):
-        return KernelRelevance(node, rule, self._nonnegative(node.inputs[0]))
+        chain = ()
+        if node.role == "kernel" and rule is self._input_rule:
+            chain = self.graph.input_chain(node) or ()
+        return KernelRelevance(node, rule, self._nonnegative(node.inputs[0]), chain)
 
     def activation_rule(self, node):
         return PassRelevance(node)
@@ -333,8 +343,8 @@ class DeepTaylor(LRP):
     def _check_model(self, graph):
         for node in graph.nodes:
             if node.role == "activation" and node.info["family"] not in ("relu", "linear"):
-                self._refuse(node, f"it has a '{node.info['family']}' activation; Deep Taylor "
-                                   "is defined for rectifier (ReLU) networks.")
+                self._refuse(node, f"it has a {node.info['activation_name']} activation; "
+                                   "Deep Taylor is defined for rectifier (ReLU) networks.")
 
     def activation_rule(self, node):
         return GradientRule(node)  # a rectifier passes relevance where it was active

@@ -16,9 +16,10 @@ project back along a_- (times the activation's derivative).
 import numpy as np
 import tensorflow as tf
 
-from ..errors import NotAnalyzableModelError
+from ..errors import NotAnalyzableModelError, PatternFileError
 from ..patterns import estimators
 from ..patterns.fit import Patterns, compute_patterns, pattern_keys, rectified
+from ..patterns.identity import fingerprints, layout, probe
 from ..rules.pattern import PatternRule
 from .base import ReverseAnalyzer
 
@@ -70,13 +71,15 @@ class _PatternAnalyzer(ReverseAnalyzer):
             self.set_patterns(compute_patterns(model, None, pattern_type, graph=self.graph))
 
     def fit(self, data, batch_size=32, steps=None, verbose=0, strategy=None,
-            negative_patterns="used", precision="float32"):
+            negative_patterns="used", precision="float32", checkpoint=None,
+            checkpoint_every=100):
         """Fit the patterns on `data` (arrays, (x, y), tf.data, generator or PyDataset);
-        see `kp.compute_patterns` for the parameters."""
+        see `kp.compute_patterns` for the parameters. Returns self."""
         self.set_patterns(compute_patterns(
             self.model, data, self.pattern_type, batch_size=batch_size, steps=steps,
             verbose=verbose, strategy=strategy, graph=self.graph,
-            negative_patterns=negative_patterns, precision=precision))
+            negative_patterns=negative_patterns, precision=precision, checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every))
         return self
 
     def set_patterns(self, patterns):
@@ -110,10 +113,37 @@ class _PatternAnalyzer(ReverseAnalyzer):
             raise NotAnalyzableModelError(
                 f"The patterns are of type {patterns.pattern_type!r}; this analyzer was "
                 f"created with pattern_type={self.pattern_type!r}.")
+        entries = layout(self.graph, self._keys)
+        if patterns.fingerprint is not None:
+            arch, weights = fingerprints(entries)
+            if patterns.fingerprint[0] != arch:
+                raise PatternFileError(
+                    "The patterns were fitted for another architecture (kernel layers, their "
+                    "order or shapes differ from this model's).")
+            if patterns.fingerprint[1] != weights:
+                raise PatternFileError(
+                    "The patterns were fitted for other weights of this model (was it trained "
+                    "since?); refit them: analyzer.fit(data).")
         for key in needed:
             for name, a in patterns[key].items():
                 self._variables[key][name].assign(np.asarray(a, np.float32))
         self.patterns = patterns
+        self._probe = probe(entries)
+
+    def _before_analyze(self):
+        """Refuse patterns whose model has changed its weights since (a sampled check)."""
+        if self.patterns is None or self.patterns.fingerprint is None:
+            return
+        now = probe(layout(self.graph, self._keys))
+        changed = [key for key, v in now.items() if not np.array_equal(v, self._probe[key])]
+        if changed and self.pattern_type not in estimators.FITTED_TYPES:
+            self.set_patterns(compute_patterns(self.model, None, self.pattern_type,
+                                               graph=self.graph))  # computed from W alone
+        elif changed:
+            raise PatternFileError(
+                f"The weights of layer(s) {', '.join(changed[:3])} changed since the patterns "
+                f"were fitted; patterns describe the weights they were fitted for: refit them "
+                "(analyzer.fit(data)).")
 
     def _gated(self, node):
         """True if only rectifiers consume the node's output (negative regime blocked)."""
@@ -144,6 +174,12 @@ class PatternNet(_PatternAnalyzer):
 
     name = "pattern.net"
     description = "PatternNet: signal back-projected along learned patterns"
+
+    @property
+    def scaled_signal(self):
+        """The signal travels with a per-sample scale (`keras_patterns.scaled`) unless
+        `rescale` already normalises it after every kernel layer."""
+        return not self.rescale
 
 
 class PatternAttribution(_PatternAnalyzer):

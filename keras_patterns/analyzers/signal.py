@@ -17,7 +17,8 @@ class _RectifierSignal(ReverseAnalyzer):
             if node.role == "activation" and node.info["family"] not in ("relu", "linear"):
                 self._refuse(
                     node,
-                    f"it has a '{node.info['family']}' activation, and {self.name} is defined "
+                    f"it has a {node.info['activation_name']} activation, and {self.name} is "
+                    "defined "
                     "only for rectifier (ReLU) networks. Use 'gradient' for this model.",
                 )
 

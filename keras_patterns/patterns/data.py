@@ -2,16 +2,16 @@
 `tf.data.Dataset`, Python generators and iterators, `keras.utils.PyDataset`."""
 
 import itertools
-import numbers
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from ..errors import InvalidInputError
+from ..inputs import check_batch_size, check_shape, expected_shapes, positive_int
 
 
-def _features(element, n_inputs):
+def features(element, n_inputs):
     """The model inputs of one element: drop labels and sample weights of (x, y[, w])."""
     if isinstance(element, dict):
         return list(element.values())
@@ -21,11 +21,6 @@ def _features(element, n_inputs):
         ):
             element = element[0]
     return list(element) if isinstance(element, (list, tuple)) else [element]
-
-
-def expected_shapes(specs):
-    """The batch shapes the model takes, for messages: (batch, 32, 32, 3), ..."""
-    return ", ".join(str(("batch",) + tuple(spec.shape)[1:]) for spec in specs)
 
 
 def _check(xs, specs, where):
@@ -38,21 +33,9 @@ def _check(xs, specs, where):
     for x, spec in zip(xs, specs):
         if not hasattr(x, "shape"):
             x = np.asarray(x)
-        shape = tuple(x.shape)
-        want = tuple(spec.shape)
-        if len(shape) != len(want) or any(
-            w is not None and w != d for w, d in zip(want[1:], shape[1:])
-        ):
-            raise InvalidInputError(
-                f"fit() on {where}: expected batches of shape {('batch',) + want[1:]}, "
-                f"got {shape}."
-            )
+        check_shape(x.shape, spec, f"fit() on {where}: the model")
         out.append(tf.cast(x, spec.dtype))
     return out
-
-
-def _positive_int(n):
-    return isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1
 
 
 def _is_arrays(data):
@@ -66,10 +49,14 @@ def _source(data, specs, batch_size, steps):
     n_inputs = len(specs)
     rank = len(specs[0].shape)
     if isinstance(data, tf.data.Dataset):
-        first = tf.nest.flatten(_features(data.element_spec, n_inputs))[0]
+        first = tf.nest.flatten(features(data.element_spec, n_inputs))[0]
         if len(first.shape) == rank - 1:  # unbatched elements
             data = data.batch(batch_size)
         card = int(data.cardinality())  # -1 infinite, -2 unknown
+        if card == tf.data.INFINITE_CARDINALITY and steps is None:
+            raise InvalidInputError(
+                "fit() on a tf.data.Dataset of infinite cardinality (.repeat() without a "
+                "count) needs steps=: the number of batches to fit on.")
         return iter(data), "a tf.data.Dataset", card if card >= 0 else None
     if isinstance(data, keras.utils.PyDataset):
         n = data.num_batches  # None: infinite
@@ -79,7 +66,7 @@ def _source(data, specs, batch_size, steps):
         indices = range(n) if n is not None else itertools.count()
         return (data[i] for i in indices), "a PyDataset", n
     if _is_arrays(data):
-        xs = [np.asarray(x) for x in _features(data, n_inputs)]
+        xs = [np.asarray(x) for x in features(data, n_inputs)]
         n = len(xs[0]) if xs[0].ndim else 0
         if any((len(x) if x.ndim else 0) != n for x in xs):
             raise InvalidInputError(
@@ -104,20 +91,49 @@ class Batches:
     """
 
     def __init__(self, data, specs, batch_size=32, steps=None):
-        if not _positive_int(batch_size):
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
-        if steps is not None and not _positive_int(steps):
+        batch_size = check_batch_size(batch_size)
+        if steps is not None and not positive_int(steps):
             raise ValueError(f"steps must be a positive int or None, got {steps!r}.")
         self.specs = specs
         self.steps = None if steps is None else int(steps)
-        batch_size = int(batch_size)
         self._source, self.where, n = _source(data, specs, batch_size, steps)
         self.known = n if steps is None else (steps if n is None else min(n, steps))
+        self._batch_size = batch_size
+        self._offset = 0
 
     def __iter__(self):
         n_inputs = len(self.specs)
-        for element in itertools.islice(self._source, self.steps):
-            yield _check(_features(element, n_inputs), self.specs, self.where)
+        for number, element in enumerate(itertools.islice(self._source, self.steps),
+                                         start=self._offset):
+            xs = _check(features(element, n_inputs), self.specs, self.where)
+            self._check_finite(xs, number)
+            yield xs
+
+    def skip(self, n_batches):
+        """Skip the first `n_batches` batches (a resumed fit). Their elements are drawn from
+        the source but not checked or converted (slicing arrays copies nothing). Returns
+        the number of batches skipped (fewer if the data ends before)."""
+        skipped = sum(1 for _ in itertools.islice(self._source, n_batches))
+        self._offset += skipped
+        if self.steps is not None:
+            self.steps = max(0, self.steps - skipped)
+        return skipped
+
+    def _check_finite(self, xs, number):
+        """Refuse a batch holding NaN or inf: it would make every pattern NaN."""
+        for i, x in enumerate(xs):
+            if not x.dtype.is_floating:
+                continue
+            if bool(tf.reduce_all(tf.math.is_finite(x))):
+                continue
+            finite = tf.reduce_all(tf.math.is_finite(x), axis=tuple(range(1, len(x.shape))))
+            row = int(tf.argmin(tf.cast(finite, tf.int32)))
+            which = f" of input {i}" if len(xs) > 1 else ""
+            where = (f"sample {number * self._batch_size + row} (row {row} of batch {number})"
+                     if self.where == "arrays" else f"row {row} of batch {number}")
+            raise InvalidInputError(
+                f"fit() on {self.where}: {where}{which} holds NaN or inf; patterns fitted on it "
+                "would be NaN. Remove or repair the non-finite values.")
 
     def empty_error(self):
         return InvalidInputError(

@@ -14,8 +14,12 @@ import numpy as np
 import tensorflow as tf
 
 from .._warn import warn
+from ..compiled import compiled
 from ..canonize import prepare
+from ..kinds import unsupported_error
 from . import estimators
+from ..errors import InvalidInputError
+from .checkpoint import Checkpoint
 from .data import Batches
 from .identity import fingerprints, layout
 from .statistics import KernelStatistics
@@ -82,8 +86,13 @@ def pattern_keys(graph):
 
 
 def prepare_graph(model, output_index=None):
-    """The graph patterns are fitted on: BatchNormalization folded into the kernel before it."""
-    return prepare(model, output_index, fold=True)
+    """The graph patterns are fitted on: BatchNormalization folded into the kernel before it.
+    Layers without a pattern rule are refused, naming them."""
+    graph = prepare(model, output_index, fold=True)
+    for node in graph.nodes:
+        if node.role == "opaque":
+            raise unsupported_error(node, "patterns")
+    return graph
 
 
 def rectified(graph, node):
@@ -146,7 +155,7 @@ class _Pass:
             if key not in self.stats:
                 self.stats[key] = KernelStatistics(node.info["kernel_map"], regimes[key],
                                                    precision)
-        self._step = tf.function(self._update, autograph=False, reduce_retracing=True)
+        self._step = compiled(self._update)
 
     def _calibrate(self, xs):
         """Fix every map's input shift from one batch (the first call of a shared layer).
@@ -183,12 +192,28 @@ class _Pass:
         for key, per_call in sums.items():
             self.stats[key].update(per_call, shifts[key])
 
-    def run(self, data, batch_size, steps, verbose):
-        """One pass over `data`; returns the number of input samples seen."""
+    def accumulators(self):
+        """Stable key -> {name: accumulator variable}, for checkpoints."""
+        return {stable: self.stats[key].variables()
+                for stable, key, _ in layout(self.graph, self.keys)}
+
+    def run(self, data, batch_size, steps, verbose, checkpoint=None):
+        """One pass over `data`; returns the number of input samples seen. With a
+        `Checkpoint`, resumes from it and writes it every `checkpoint.every` batches."""
         source = Batches(data, [t.spec for t in self.graph.inputs], batch_size, steps)
+        n_batches = n_samples = 0
+        if checkpoint is not None:
+            n_batches, n_samples = checkpoint.restore(self.accumulators())
+            skipped = source.skip(n_batches)
+            if skipped < n_batches:
+                raise InvalidInputError(
+                    f"fit() resumed from '{checkpoint.path}', which counted {n_batches} "
+                    f"batches, but {source.where} has only {skipped}: not the data the "
+                    "checkpoint was written for.")
         bar = keras.utils.Progbar(source.known, verbose=verbose,
                                   unit_name="batch") if verbose else None
-        n_samples = n_batches = 0
+        if bar is not None and n_batches:
+            bar.update(n_batches)
         replicas = self.strategy.num_replicas_in_sync
         for xs in source:
             n = int(xs[0].shape[0])
@@ -201,6 +226,8 @@ class _Pass:
             n_batches += 1
             if bar is not None:
                 bar.update(n_batches)  # finalizes itself at a known last batch
+            if checkpoint is not None and checkpoint.due(n_batches):
+                checkpoint.write(self.accumulators(), n_batches, n_samples)
         if n_samples == 0:
             raise source.empty_error()
         if bar is not None and n_batches != bar.target:
@@ -236,6 +263,12 @@ def estimate_all(graph, pattern_type, statistics=None, n_samples=0, seed=0):
         stats = None if statistics is None else statistics[key]
         arrays[key], dead[key] = estimators.estimate(
             pattern_type, kmap, kmap.kernel.numpy(), stats, rng)
+        bad = [name for name, a in arrays[key].items() if not np.all(np.isfinite(a))]
+        if bad:
+            raise InvalidInputError(
+                f"The {' and '.join(bad)} pattern(s) of layer '{key}' came out non-finite: "
+                "its activations are too large for the statistics (float64 overflow). "
+                "Rescale the model's inputs.")
         names[key] = node.op.name
         if stats is not None:
             counts[key] = {r: stats[r]["n"] for r in ("plus", "minus")}
@@ -245,19 +278,25 @@ def estimate_all(graph, pattern_type, statistics=None, n_samples=0, seed=0):
     total = sum(dead.values())
     if total:
         worst = sorted(((k, v) for k, v in dead.items() if v), key=lambda kv: -kv[1])[:3]
+        more = ", ..." if sum(1 for v in dead.values() if v) > 3 else ""
         warn(f"{total} neuron(s) got a zero pattern because they were never active (or their "
-             f"output did not vary) in the fitted data: "
-             + ", ".join(f"{k}: {v}" for k, v in worst) + (", ..." if sum(1 for v in dead.values() if v) > 3 else ""))
+             "output did not vary) in the fitted data: "
+             + ", ".join(f"{k}: {v}" for k, v in worst) + more)
     return patterns
 
 
 def compute_patterns(model, data=None, pattern_type="relu", batch_size=32, steps=None,
                      verbose=0, output_index=None, strategy=None, seed=0, graph=None,
-                     negative_patterns="used", precision="float32"):
+                     negative_patterns="used", precision="float32", checkpoint=None,
+                     checkpoint_every=100):
     """Fit the patterns of every kernel layer of `model` on `data` (see `Patterns`).
 
     data: numpy array(s), an (x, y) tuple, a tf.data.Dataset, a generator or a
         keras.utils.PyDataset (labels are ignored). Not needed for "filter" and "random".
+        A batch holding NaN or inf is refused, naming it. A dataset of infinite
+        cardinality (`.repeat()`) needs `steps`; a generator is read until it ends (or for
+        `steps` batches): an endless generator without `steps` runs forever, with the
+        progress bar counting its batches.
     pattern_type: "relu" (default), "relu.eq8", "linear", "filter" or "random".
     batch_size, steps: batching of arrays and unbatched datasets; at most `steps` batches.
     verbose: 1 shows a progress bar.
@@ -270,6 +309,13 @@ def compute_patterns(model, data=None, pattern_type="relu", batch_size=32, steps
     precision: "float32" (default) forms each batch's sums in float32 around the data's
         means and adds them up in float64; "float64" forms them in float64 (exact to
         float64 round-off, about 2.5 times slower on CPU). See `statistics`.
+    checkpoint: path of a checkpoint file (see `checkpoint`): every `checkpoint_every`
+        batches the running statistics are written to it atomically; a fit started again
+        with the same data, settings and checkpoint after a crash or Ctrl-C skips the
+        batches already counted and returns the same patterns as an uninterrupted fit.
+        The data must yield the same batches in the same order (no reshuffling). The file
+        is removed when the fit completes.
+    checkpoint_every: batches between two checkpoint writes.
     """
     graph = graph if graph is not None else prepare_graph(model, output_index)
     if pattern_type not in estimators.FITTED_TYPES:
@@ -278,9 +324,18 @@ def compute_patterns(model, data=None, pattern_type="relu", batch_size=32, steps
         raise ValueError(f"pattern_type={pattern_type!r} is fitted: pass data.")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
-    fit_pass = _Pass(graph, kernel_regimes(graph, pattern_type, negative_patterns), strategy,
-                     precision)
-    n_samples = fit_pass.run(data, batch_size, steps, verbose)
+    regimes = kernel_regimes(graph, pattern_type, negative_patterns)
+    fit_pass = _Pass(graph, regimes, strategy, precision)
+    if checkpoint is not None:
+        entries = layout(graph, fit_pass.keys)
+        settings = {"pattern_type": pattern_type, "precision": precision,
+                    "batch_size": int(batch_size), "output_index": output_index,
+                    "regimes": {stable: list(regimes[key]) for stable, key, _ in entries}}
+        checkpoint = Checkpoint(checkpoint, checkpoint_every, settings, fingerprints(entries))
+    n_samples = fit_pass.run(data, batch_size, steps, verbose, checkpoint)
     statistics = {key: s.moments(mean_x=pattern_type == "relu.eq8")
                   for key, s in fit_pass.stats.items()}
-    return estimate_all(graph, pattern_type, statistics, n_samples, seed)
+    patterns = estimate_all(graph, pattern_type, statistics, n_samples, seed)
+    if checkpoint is not None:
+        checkpoint.remove()
+    return patterns

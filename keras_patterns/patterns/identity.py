@@ -4,6 +4,7 @@ and fingerprints of the architecture and of the weights."""
 import hashlib
 
 import numpy as np
+import tensorflow as tf
 
 
 def layout(graph, keys):
@@ -36,3 +37,33 @@ def fingerprints(entries):
         if bias is not None:
             weights.update(np.ascontiguousarray(np.asarray(bias, np.float32)).tobytes())
     return arch.hexdigest(), weights.hexdigest()
+
+
+_PROBE_SIZE = 16
+
+
+def _sample(variable):
+    """A few entries of a variable, spread over it (all of a small one)."""
+    flat = tf.reshape(tf.convert_to_tensor(variable), [-1])
+    size = int(flat.shape[0])
+    if size <= 4 * _PROBE_SIZE:
+        return flat.numpy().astype(np.float64)
+    index = np.linspace(0, size - 1, _PROBE_SIZE).astype(np.int64)
+    return tf.gather(flat, index).numpy().astype(np.float64)
+
+
+def probe(entries):
+    """A cheap sampled checksum of the weights behind `layout` entries: key -> a few kernel
+    entries and the whole bias (and folded BatchNormalization statistics). Reading it costs
+    a few small gathers, so it can be compared before every analysis."""
+    out = {}
+    for _, key, kmap in entries:
+        base = getattr(kmap, "base", kmap)
+        parts = [_sample(base.kernel)]
+        if base.bias is not None:
+            parts.append(_sample(base.bias))
+        bn = getattr(kmap, "batchnorm", None)
+        if bn is not None:
+            parts += [_sample(v) for v in bn.weights]
+        out[key] = np.concatenate(parts)
+    return out

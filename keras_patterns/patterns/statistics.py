@@ -35,14 +35,10 @@ stride gaps of a transposed convolution) is not shifted; its sums are formed in 
 
 import tensorflow as tf
 
+from ..kernels import shape_of
+
 #: regimes whose counts and output sums are always gathered (metadata, relu.eq8's E[y])
 COUNTED = ("plus", "minus")
-
-
-def _shape(t):
-    """The shape of `t`, scalar tensors where it is known only at run time."""
-    dynamic = tf.shape(t)
-    return tuple(d if d is not None else dynamic[i] for i, d in enumerate(t.shape))
 
 
 def _sum(t, axis):
@@ -80,6 +76,14 @@ class KernelStatistics:
         self.s_x = {r: zeros(shape, f"{r}_s_x") for r in self.kernel_regimes}
         self.s_xy = {r: zeros(shape, f"{r}_s_xy") for r in self.kernel_regimes}
 
+    def variables(self):
+        """Every accumulator by name (checkpoints)."""
+        out = {"shift_x": self.shift_x}
+        for field in ("shift_y", "n", "s_y", "s_x", "s_xy"):
+            for r, v in getattr(self, field).items():
+                out[f"{r}_{field}"] = v
+        return out
+
     def _dtype(self, x, pads):
         exact = pads is None or self.precision == "float64" or x.dtype == tf.float64
         return tf.float64 if exact else tf.float32
@@ -88,7 +92,7 @@ class KernelStatistics:
         """Fix the input shift c, the mean of each input channel of one batch (before the
         pass), as a value of the sums' type kept in float64."""
         kmap = self.kmap
-        pads = kmap.explicit_padding(_shape(x))
+        pads = kmap.explicit_padding(shape_of(x))
         if pads is None:
             return  # summed unshifted
         dtype = self._dtype(x, pads)
@@ -107,7 +111,7 @@ class KernelStatistics:
         shifts of an earlier call of the same (shared) layer in this batch.
         """
         kmap = self.kmap
-        pads = kmap.explicit_padding(_shape(x))
+        pads = kmap.explicit_padding(shape_of(x))
         dtype = self._dtype(x, pads)
         y = tf.cast(y, dtype)
         rank = len(y.shape)
@@ -148,7 +152,7 @@ class KernelStatistics:
             apply = kmap.apply
             x = tf.cast(x, dtype)
             if pads is not None:
-                x = self._padded(x, pads) - kmap.broadcast(
+                x = kmap.pad(x, pads) - kmap.broadcast(
                     tf.cast(self.shift_x, dtype), len(x.shape))
                 apply = kmap.apply_valid
             if axis == 1 and rank > 2:
@@ -167,15 +171,6 @@ class KernelStatistics:
                 sums[r]["s_xy"] = tape.gradient(out, kernel, output_gradients=u)
             del tape
         return sums, shifts
-
-    def _padded(self, x, pads):
-        if all(isinstance(p, int) and p == 0 for pair in pads for p in pair):
-            return x
-        first = 2 if self.kmap.channel_axis % len(x.shape) == 1 else 1
-        full = [[0, 0]] * len(x.shape)
-        for i, (before, after) in enumerate(pads):
-            full[first + i] = [before, after]
-        return tf.pad(x, full)
 
     def update(self, sums_per_call, shifts):
         """Add the sums of every call of the map in one batch (compiled function)."""

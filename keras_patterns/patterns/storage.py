@@ -12,20 +12,15 @@ mismatch: another architecture, other weights, a newer format, a damaged or trun
 """
 
 import os
-import tempfile
 
-import h5py
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import PatternFileError
+from .files import atomic_h5, checked_h5
 from .fit import Patterns, pattern_keys, prepare_graph
 from .identity import fingerprints, layout
 
 FORMAT_VERSION = 1
-
-
-class PatternFileError(InvalidInputError):
-    """A patterns file that cannot be used with this model."""
 
 
 def patterns_path(model_path):
@@ -37,72 +32,65 @@ def patterns_path(model_path):
     return path + ".patterns.h5"
 
 
-def save_patterns(patterns, path):
-    """Write `patterns` to `path` atomically (temporary file, then rename); returns path."""
+DTYPES = (None, "float32", "float64")
+
+
+def check_finite(patterns, where):
+    """Raise PatternFileError if a pattern holds NaN or inf (naming layer and array)."""
+    for key in patterns:
+        for name, a in patterns[key].items():
+            if not np.all(np.isfinite(a)):
+                raise PatternFileError(
+                    f"{where}: pattern '{name}' of layer '{key}' holds NaN or inf; refit the "
+                    "patterns on finite data.")
+
+
+def save_patterns(patterns, path, dtype=None):
+    """Write `patterns` to `path` atomically (temporary file, then rename); returns path.
+
+    dtype: None (default) stores the arrays as they are, so that `load_patterns` returns
+        exactly `patterns` (`compute_patterns` returns float64); "float32" halves the file
+        (and `load_patterns` then returns float32).
+    """
     from .. import __version__
 
-    arch, weights = patterns.fingerprint
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}.")
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".patterns-", suffix=".h5.tmp", dir=folder)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["pattern_type"] = patterns.pattern_type
-            f.attrs["n_samples"] = patterns.n_samples
-            f.attrs["architecture"] = arch
-            f.attrs["weights"] = weights
-            f.attrs["producer"] = f"keras-patterns {__version__}"
-            group = f.create_group("layers")
-            for stable, key in patterns.stable_keys.items():
-                g = group.create_group(stable)
-                g.attrs["key"] = key
-                g.attrs["layer_name"] = patterns.layer_names.get(key, key)
-                for name, a in patterns[key].items():
-                    g.create_dataset(name, data=np.asarray(a, np.float32))
-                for regime, n in patterns.counts.get(key, {}).items():
-                    g.create_dataset(f"count_{regime}", data=np.asarray(n, np.float64))
-                g.attrs["dead"] = int(patterns.dead.get(key, 0))
-            f.attrs["complete"] = True
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    check_finite(patterns, f"save_patterns('{path}')")
+    arch, weights = patterns.fingerprint
+    with atomic_h5(path, PatternFileError) as f:
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["pattern_type"] = patterns.pattern_type
+        f.attrs["n_samples"] = patterns.n_samples
+        f.attrs["architecture"] = arch
+        f.attrs["weights"] = weights
+        f.attrs["producer"] = f"keras-patterns {__version__}"
+        group = f.create_group("layers")
+        for stable, key in patterns.stable_keys.items():
+            g = group.create_group(stable)
+            g.attrs["key"] = key
+            g.attrs["layer_name"] = patterns.layer_names.get(key, key)
+            for name, a in patterns[key].items():
+                g.create_dataset(name, data=np.asarray(a, dtype))
+            for regime, n in patterns.counts.get(key, {}).items():
+                g.create_dataset(f"count_{regime}", data=np.asarray(n, np.float64))
+            g.attrs["dead"] = int(patterns.dead.get(key, 0))
+        f.attrs["complete"] = True
     return path
 
 
 def load_patterns(path, model):
     """Read patterns saved for `model`; refuses files of other models (see module doc)."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise PatternFileError(f"Patterns file '{path}' does not exist.")
     graph = prepare_graph(model)
     entries = layout(graph, pattern_keys(graph))
     arch, weights = fingerprints(entries)
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise PatternFileError(
-            f"Patterns file '{path}' is damaged or not an HDF5 file ({e}).") from None
-    with f:
+    with checked_h5(path, "Patterns file", FORMAT_VERSION, (arch, weights),
+                    PatternFileError) as f:
         attrs = dict(f.attrs)
-        if not attrs.get("complete", False) or "layers" not in f:
+        if "layers" not in f:
             raise PatternFileError(f"Patterns file '{path}' is incomplete (truncated write).")
-        version = int(attrs.get("format_version", -1))
-        if version > FORMAT_VERSION:
-            raise PatternFileError(
-                f"Patterns file '{path}' has format version {version}; this keras-patterns "
-                f"reads up to {FORMAT_VERSION}. Upgrade keras-patterns.")
-        if attrs["architecture"] != arch:
-            raise PatternFileError(
-                f"Patterns file '{path}' was fitted for another architecture (its kernel "
-                "layers, their order or shapes differ from this model's).")
-        if attrs["weights"] != weights:
-            raise PatternFileError(
-                f"Patterns file '{path}' was fitted for other weights of this architecture; "
-                "refit the patterns after training.")
         arrays, counts, dead, names = {}, {}, {}, {}
         try:
             for stable, key, kmap in entries:
@@ -118,5 +106,8 @@ def load_patterns(path, model):
                             f"{a.shape}, the kernel {tuple(kmap.kernel.shape)}.")
         except (KeyError, OSError) as e:
             raise PatternFileError(f"Patterns file '{path}' is damaged ({e}).") from None
-    return Patterns(str(attrs["pattern_type"]), arrays, int(attrs["n_samples"]), counts, dead,
-                    names, {stable: key for stable, key, _ in entries}, (arch, weights))
+    patterns = Patterns(str(attrs["pattern_type"]), arrays, int(attrs["n_samples"]), counts,
+                        dead, names, {stable: key for stable, key, _ in entries},
+                        (arch, weights))
+    check_finite(patterns, f"Patterns file '{path}'")
+    return patterns

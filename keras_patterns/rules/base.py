@@ -47,14 +47,24 @@ class ReverseLayer(keras.layers.Layer):
 
     #: Short rule name shown in summaries and errors.
     rule_name = "reverse"
+    #: whether the layer can change the signal's magnitude a lot (a kernel map's
+    #: back-projection): a scaled signal is renormalised after it (see `reverse`)
+    rescales = False
 
-    def __init__(self, node, name=None, **kwargs):
+    def __init__(self, node, name=None, context=(), **kwargs):
         safe = node.name.replace("/", ".")
         super().__init__(
             name=name or f"{self.rule_name}__{safe}", trainable=False, autocast=False, **kwargs
         )
         self._node_holder = _Holder(node)
+        #: graph tensors besides the node's own whose values the rule needs (they follow
+        #: the signals in the layer's inputs)
+        self._context_holder = _Holder(list(context))
         self.built = True
+
+    @property
+    def context(self):
+        return self._context_holder.value
 
     @property
     def node(self):
@@ -65,12 +75,14 @@ class ReverseLayer(keras.layers.Layer):
         return (
             list(tensors[:n_in]),
             list(tensors[n_in : n_in + n_out]),
-            list(tensors[n_in + n_out :]),
+            list(tensors[n_in + n_out : n_in + 2 * n_out]),
         )
 
     def call(self, tensors):
         xs, ys, rs = self._split(tensors)
-        out = self.reverse(xs, ys, rs)
+        context = list(tensors[len(xs) + 2 * len(ys):])
+        out = self.reverse_in_context(xs, ys, rs, context) if context else self.reverse(
+            xs, ys, rs)
         return [
             tf.zeros(tf.shape(x), self.compute_dtype) if r is None else r
             for x, r in zip(xs, out)
@@ -85,6 +97,10 @@ class ReverseLayer(keras.layers.Layer):
 
     def reverse(self, xs, ys, rs):
         raise NotImplementedError
+
+    def reverse_in_context(self, xs, ys, rs, context):
+        """`reverse` with the values of `self.context`."""
+        return self.reverse(xs, ys, rs)
 
 
 def _floating_spec(x):

@@ -8,24 +8,56 @@ bias b', and returns x' * f^T(W'; r / stab(z')) with z' = f(x'; W') + b'. Notati
 - f(v; K): the layer's linear map applied to v with kernel K, no bias (`layer.forward`);
 - f^T(K; s): its transpose applied to s, the back-projection (`layer.backward`);
 - x+ = max(x, 0), x- = min(x, 0), likewise W+, W-, b+, b-;
-- stab(z) = z + eps * sign(z) with sign(0) = +1 (`stabilize`), so no rule divides by zero.
+- stab(z) (`stabilize`): z itself wherever |z| is at least the smallest normal number of
+  its dtype (1.2e-38 for float32), so that the rules divide exactly; below that (z = 0, or
+  subnormal) z counts as zero and becomes z + eps * sign(z), sign(0) = +1, eps = 1e-7, so
+  no rule divides by zero. The epsilon rule instead adds epsilon * sign(z) everywhere
+  (`add_epsilon`): there epsilon is part of the rule, not a stabiliser.
 
 A new rule is one small class with a `relevance(layer, r)` method plus one line in `RULES`.
 """
 
 import fnmatch
 
+import numpy as np
 import tensorflow as tf
 
 from .base import vjp
 
-#: Stabiliser of the rules without an epsilon of their own (z, w², flat, alpha-beta, ...).
+#: Stabiliser of the rules without an epsilon of their own (z, w², flat, alpha-beta, ...): the
+#: value a zero denominator is replaced by (iNNvestigate's, Keras' `epsilon()`).
 EPSILON = 1e-7
 
 
+def _sign(z):
+    """sign(z) with sign(0) = +1."""
+    return tf.where(z >= 0, tf.ones_like(z), -tf.ones_like(z))
+
+
+def _smallest_normal(dtype):
+    try:
+        return float(np.finfo(dtype.as_numpy_dtype).tiny)
+    except (TypeError, ValueError):  # bfloat16 and other types numpy does not describe
+        return float(np.finfo(np.float32).tiny)
+
+
+def add_epsilon(z, epsilon):
+    """The epsilon rule's denominator: z + epsilon * sign(z), sign(0) = +1, everywhere."""
+    return z + epsilon * _sign(z)
+
+
 def stabilize(z, epsilon=EPSILON):
-    """z + epsilon * sign(z), with sign(0) = +1: never zero, same sign as z."""
-    return z + epsilon * tf.where(z >= 0, tf.ones_like(z), -tf.ones_like(z))
+    """A denominator that is never zero and moves no finite quotient.
+
+    z itself wherever |z| >= the smallest normal number of z's dtype (1.2e-38 for float32):
+    r / stabilize(z) is then exactly r / z. Below it (z = 0, or a subnormal z, which
+    TensorFlow's CPU kernels flush to zero anyway) z counts as zero and becomes
+    z + epsilon * sign(z), sign(0) = +1 (at z = 0: +epsilon, iNNvestigate's SafeDivide);
+    epsilon is raised to the smallest normal number where the dtype cannot hold it.
+    """
+    tiny = _smallest_normal(z.dtype)
+    small = tf.abs(z) < tf.cast(tiny, z.dtype)
+    return tf.where(small, z + tf.cast(max(epsilon, tiny), z.dtype) * _sign(z), z)
 
 
 def positive(t):
@@ -43,13 +75,19 @@ class LinearLayer:
         and `broadcast(vector, rank)`.
     nonnegative: x is known to be >= 0 (it comes out of a rectifier), so the terms in x-
         vanish and rules may skip them.
+    preprocess: for an input layer behind element-wise affine layers and reshapes
+        (`Rescaling(1 / 255)`, `Normalization`, padding), the map from the model's input to
+        this layer's input, and `model_input` the model input's value: input bounds given in
+        the model's units are mapped to the layer's (`input_range`).
     """
 
-    def __init__(self, kmap, x, z, nonnegative=False):
+    def __init__(self, kmap, x, z, nonnegative=False, preprocess=None, model_input=None):
         self.kmap = kmap
         self.x = x
         self.z = z
         self.nonnegative = nonnegative
+        self.preprocess = preprocess
+        self.model_input = model_input
         self.kernel = tf.convert_to_tensor(kmap.kernel)
         bias = kmap.bias
         self.bias = (tf.zeros((), z.dtype) if bias is None
@@ -72,6 +110,18 @@ class LinearLayer:
         """An input-shaped constant (one sample; it broadcasts over the batch)."""
         return tf.fill(tf.concat([[1], tf.shape(self.x)[1:]], 0), tf.cast(value, self.x.dtype))
 
+    def input_range(self, low, high):
+        """The bounds of this layer's input (one sample each) for model inputs in
+        [low, high]: the constants themselves, or mapped through the preprocessing (element
+        by element, so the image of [low, high] is [min, max] of the two images)."""
+        if self.preprocess is None:
+            return self.constant(low), self.constant(high)
+        shape = tf.concat([[1], tf.shape(self.model_input)[1:]], 0)
+        dtype = self.model_input.dtype
+        a = tf.cast(self.preprocess(tf.fill(shape, tf.cast(low, dtype))), self.x.dtype)
+        b = tf.cast(self.preprocess(tf.fill(shape, tf.cast(high, dtype))), self.x.dtype)
+        return tf.minimum(a, b), tf.maximum(a, b)
+
 
 class Rule:
     """Base class. `bias`: whether the bias counts as an input neuron that absorbs relevance."""
@@ -87,7 +137,8 @@ class Rule:
 
 
 class Epsilon(Rule):
-    """LRP-epsilon: r_in = x * f^T(W; r / stab(z)), z with the bias unless bias=False."""
+    """LRP-epsilon: r_in = x * f^T(W; r / (z + epsilon * sign(z))), z with the bias unless
+    bias=False; epsilon is added to every denominator (sign(0) = +1)."""
 
     name = "epsilon"
 
@@ -97,18 +148,24 @@ class Epsilon(Rule):
         self.epsilon = float(epsilon)
         self.bias = bool(bias)
 
+    def denominator(self, z):
+        return add_epsilon(z, self.epsilon)
+
     def relevance(self, layer, r):
         z = layer.z if self.bias else layer.z_without_bias
-        return layer.x * layer.backward(layer.kernel, r / stabilize(z, self.epsilon))
+        return layer.x * layer.backward(layer.kernel, r / self.denominator(z))
 
 
 class Z(Epsilon):
-    """LRP-0 (the z-rule): epsilon only as a stabiliser against division by zero."""
+    """LRP-0 (the z-rule): r_in = x * f^T(W; r / stab(z)), stabilised only where z is zero."""
 
     name = "z"
 
     def __init__(self, bias=True):
         super().__init__(EPSILON, bias)
+
+    def denominator(self, z):
+        return stabilize(z)
 
 
 class Gamma(Rule):
@@ -117,19 +174,23 @@ class Gamma(Rule):
 
     name = "gamma"
 
-    def __init__(self, gamma=0.25, bias=True, epsilon=EPSILON):
+    def __init__(self, gamma=0.25, bias=True, epsilon=None):
         if not gamma >= 0:
             raise ValueError(f"gamma must be >= 0, got {gamma!r}.")
+        if epsilon is not None and not epsilon > 0:
+            raise ValueError(f"epsilon must be > 0, got {epsilon!r}.")
         self.gamma = float(gamma)
         self.bias = bool(bias)
-        self.epsilon = float(epsilon)
+        # None: only the stabiliser; a number: added to every denominator (gamma-epsilon)
+        self.epsilon = None if epsilon is None else float(epsilon)
 
     def relevance(self, layer, r):
         w = layer.kernel + self.gamma * positive(layer.kernel)
         z = layer.z_without_bias + self.gamma * layer.forward(layer.x, positive(layer.kernel))
         if self.bias:
             z = z + layer.bias + self.gamma * positive(layer.bias)
-        return layer.x * layer.backward(w, r / stabilize(z, self.epsilon))
+        z = stabilize(z) if self.epsilon is None else add_epsilon(z, self.epsilon)
+        return layer.x * layer.backward(w, r / z)
 
 
 class WSquare(Rule):
@@ -221,7 +282,10 @@ class ZPlusFast(Rule):
 
 class Bounded(Rule):
     """z^B-rule for inputs in [low, high] (Deep Taylor, pixel layer):
-    r_in = (x f^T(W; s) - l f^T(W+; s) - h f^T(W-; s)), s = r / (f(x;W) - f(l;W+) - f(h;W-))."""
+    r_in = (x f^T(W; s) - l f^T(W+; s) - h f^T(W-; s)), s = r / (f(x;W) - f(l;W+) - f(h;W-)).
+
+    low and high are in the model's input units: behind a preprocessing layer (`Rescaling`,
+    `Normalization`) they are mapped to the input layer's units."""
 
     name = "bounded"
 
@@ -230,11 +294,22 @@ class Bounded(Rule):
 
     def relevance(self, layer, r):
         w_pos, w_neg = positive(layer.kernel), negative(layer.kernel)
-        low, high = layer.constant(self.low), layer.constant(self.high)
+        low, high = layer.input_range(self.low, self.high)
         z = (layer.z_without_bias - layer.forward(low, w_pos) - layer.forward(high, w_neg))
         s = r / stabilize(z)
         return (layer.x * layer.backward(layer.kernel, s) - low * layer.backward(w_pos, s)
                 - high * layer.backward(w_neg, s))
+
+
+class Pass(Rule):
+    """Relevance passed unchanged through an element-wise map (the preprocessing layers
+    between a model input and its input layer, where an input-layer rule applies: they
+    relabel the pixels, and the input-layer rule sees the pixels through them)."""
+
+    name = "pass"
+
+    def relevance(self, layer, r):
+        return r
 
 
 # Rule names (iNNvestigate's spellings are accepted too, see `rule_from`).

@@ -27,6 +27,7 @@ class PatternRule(ReverseLayer):
     """r_in = A+^T (r m) + A-^T (r (1 - m)) (A replaced by W * A for attribution)."""
 
     rule_name = "pattern"
+    rescales = True
 
     def __init__(self, node, pattern_variables, attribution, gated, rescale=False, **kwargs):
         super().__init__(node, **kwargs)

@@ -34,20 +34,35 @@ class DiagonalMap:
 
 
 class KernelRelevance(ReverseLayer):
+    """An LRP rule at one linear node. `preprocessing`: the element-wise affine and routing
+    nodes between the model input and this node (an input layer), whose map the rule may
+    need (input bounds given in the model's units)."""
+
     rule_name = "lrp"
 
-    def __init__(self, node, rule, nonnegative=False, **kwargs):
-        super().__init__(node, **kwargs)
+    def __init__(self, node, rule, nonnegative=False, preprocessing=(), **kwargs):
+        self._preprocessing = list(preprocessing)
+        context = [self._preprocessing[0].inputs[0]] if self._preprocessing else []
+        super().__init__(node, context=context, **kwargs)
         self.rule = rule
         self.nonnegative = nonnegative
 
     def reverse(self, xs, ys, rs):
+        return self.reverse_in_context(xs, ys, rs, [None])
+
+    def reverse_in_context(self, xs, ys, rs, context):
         x, z = xs[0], ys[0]
         if self.node.role == "kernel":
             kmap = self.node.info["kernel_map"]
         else:
             kmap = DiagonalMap(self.node, x)
-        layer = LinearLayer(kmap, x, z, self.nonnegative)
+        preprocess = None
+        if self._preprocessing:
+            def preprocess(v):
+                for node in self._preprocessing:
+                    v = node.forward([v])[0]
+                return v
+        layer = LinearLayer(kmap, x, z, self.nonnegative, preprocess, context[0])
         return [self.rule.relevance(layer, tf.cast(rs[0], z.dtype))]
 
 
