@@ -17,6 +17,11 @@ from .patterns import (  # noqa: E402
     patterns_path,
     save_patterns,
 )
+from . import utils, visualize  # noqa: E402
+from .utils import model_wo_output_activation, model_wo_softmax  # noqa: E402
+
+#: iNNvestigate's name of `NotAnalyzableModelError`
+NotAnalyzeableModelException = NotAnalyzableModelError
 
 __all__ = [
     "__version__",
@@ -31,4 +36,9 @@ __all__ = [
     "save_patterns",
     "load_patterns",
     "patterns_path",
+    "model_wo_softmax",
+    "model_wo_output_activation",
+    "utils",
+    "visualize",
+    "NotAnalyzeableModelException",
 ]

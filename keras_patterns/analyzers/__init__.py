@@ -1,5 +1,7 @@
 """Analyzers by name, and `create_analyzer` / `list_analyzers`."""
 
+import difflib
+
 from .base import Analyzer, ReverseAnalyzer
 from .baselines import InputAnalyzer, RandomAnalyzer
 from .pattern import PatternAttribution, PatternNet
@@ -35,9 +37,10 @@ def create_analyzer(name, model, neuron_selection_mode="max_activation", **kwarg
     try:
         cls = ANALYZERS[name]
     except KeyError:
-        raise KeyError(
-            f"No analyzer named {name!r}. Available: {', '.join(sorted(ANALYZERS))}."
-        ) from None
+        close = difflib.get_close_matches(str(name), ANALYZERS, n=3, cutoff=0.6)
+        hint = (f"did you mean {' or '.join(map(repr, close))}?" if close
+                else "kp.list_analyzers() lists them.")
+        raise KeyError(f"No analyzer named {name!r}; {hint}") from None
     return cls(model, neuron_selection_mode=neuron_selection_mode, **kwargs)
 
 

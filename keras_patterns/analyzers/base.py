@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .._warn import warn
 from ..canonize import prepare
 from ..compiled import compiled
 from ..errors import (InvalidInputError, NotAnalyzableModelError, NumericalError,
@@ -32,6 +33,15 @@ class Analyzer:
         allow_lambda_layers: a `keras.layers.Lambda` layer computes arbitrary code, so it is
             refused unless this is True (as in iNNvestigate); then it is reversed by its
             gradient (by every method).
+
+    iNNvestigate's other constructor keywords are accepted so that its code runs
+    unchanged: `reverse_verbose`, `reverse_check_min_max_values`, `reverse_keep_tensors`,
+    `reverse_reapply_on_copied_layers` and `disable_model_checks` have no effect here
+    (nothing is copied; the model checks are needed for correct numbers),
+    `reverse_check_finite` is always on (a non-finite explanation raises
+    `NumericalError`), `reverse_project_bottleneck_layers` is not needed (PatternNet's
+    signal carries its scale) and `reverse_clip_values` is refused when set (it would
+    change the numbers).
     """
 
     name = None
@@ -51,7 +61,19 @@ class Analyzer:
         batch_size=64,
         jit_compile=False,
         allow_lambda_layers=False,
+        reverse_verbose=False,
+        reverse_clip_values=False,
+        reverse_project_bottleneck_layers=False,
+        reverse_check_min_max_values=False,
+        reverse_check_finite=False,
+        reverse_keep_tensors=False,
+        reverse_reapply_on_copied_layers=False,
+        disable_model_checks=False,
     ):
+        if reverse_clip_values not in (False, None):
+            raise ValueError(
+                f"reverse_clip_values={reverse_clip_values!r}: clipping the reverse signals "
+                "is not offered (it would change the explanation); leave it False.")
         self.model = load_model_argument(model)
         self.allow_lambda_layers = bool(allow_lambda_layers)
         self.neuron_selection_mode = check_mode(neuron_selection_mode)
@@ -148,10 +170,19 @@ class Analyzer:
 
     # -- analysis -------------------------------------------------------------------------
 
-    def fit(self, *args, **kwargs):
-        """Analyzers without learned state need no fitting: a no-op that returns self
-        (the pattern analyzers learn their patterns here)."""
+    def fit(self, *args, disable_no_training_warning=False, **kwargs):
+        """Analyzers without learned state need no fitting: a no-op that returns self and
+        warns, as in iNNvestigate (the pattern analyzers learn their patterns here)."""
+        if not disable_no_training_warning:
+            warn(f"'{self.name}' does not need to be trained; fit() does nothing.",
+                 RuntimeWarning)
         return self
+
+    def fit_generator(self, generator, steps=None, steps_per_epoch=None, **kwargs):
+        """`fit` on a generator, as iNNvestigate names it (`steps_per_epoch` or `steps`:
+        the number of batches)."""
+        return self.fit(generator, steps=steps if steps is not None else steps_per_epoch,
+                        **kwargs)
 
     def analyze(self, X, neuron_selection=None, batch_size=None):
         """Explain `X`.

@@ -72,9 +72,17 @@ class _PatternAnalyzer(ReverseAnalyzer):
 
     def fit(self, data, batch_size=32, steps=None, verbose=0, strategy=None,
             negative_patterns="used", precision="float32", checkpoint=None,
-            checkpoint_every=100):
+            checkpoint_every=100, epochs=1, disable_no_training_warning=None,
+            max_queue_size=None, workers=None, use_multiprocessing=None):
         """Fit the patterns on `data` (arrays, (x, y), tf.data, generator or PyDataset);
-        see `kp.compute_patterns` for the parameters. Returns self."""
+        see `kp.compute_patterns` for the parameters. Returns self.
+
+        iNNvestigate's `epochs` (one pass: 1), `max_queue_size`, `workers`,
+        `use_multiprocessing` and `disable_no_training_warning` are accepted and have no
+        effect (a tf.data pipeline is the way to read data in parallel)."""
+        if epochs != 1:
+            raise ValueError(f"epochs={epochs!r}: patterns are sufficient statistics of one "
+                             "pass over the data; more passes add nothing.")
         self.set_patterns(compute_patterns(
             self.model, data, self.pattern_type, batch_size=batch_size, steps=steps,
             verbose=verbose, strategy=strategy, graph=self.graph,
@@ -83,8 +91,12 @@ class _PatternAnalyzer(ReverseAnalyzer):
         return self
 
     def set_patterns(self, patterns):
-        """Use `patterns` (a `Patterns` object or the path of a saved patterns file)."""
-        if not isinstance(patterns, Patterns):
+        """Use `patterns`: a `Patterns` object, the path of a saved patterns file, or
+        iNNvestigate 1.x's list of arrays (one per kernel layer in model order, used for
+        every regime)."""
+        if isinstance(patterns, (list, tuple)):
+            patterns = self._from_list(patterns)
+        elif not isinstance(patterns, Patterns):
             from ..patterns.storage import load_patterns
 
             patterns = load_patterns(patterns, self.model)
@@ -129,6 +141,27 @@ class _PatternAnalyzer(ReverseAnalyzer):
                 self._variables[key][name].assign(np.asarray(a, np.float32))
         self.patterns = patterns
         self._probe = probe(entries)
+
+    def _from_list(self, arrays):
+        """iNNvestigate 1.x's pattern list as `Patterns` (no fingerprint: it cannot be
+        checked against the weights)."""
+        entries = layout(self.graph, self._keys)
+        if len(arrays) != len(entries):
+            raise PatternFileError(
+                f"Got {len(arrays)} patterns for the {len(entries)} kernel layers of this "
+                f"model ({', '.join(key for _, key, _ in entries)}): give one per kernel "
+                "layer, in model order.")
+        out = {}
+        for (_, key, kmap), a in zip(entries, arrays):
+            a = np.asarray(a)
+            if a.shape != tuple(kmap.kernel.shape):
+                raise PatternFileError(
+                    f"The pattern for layer '{key}' has shape {a.shape}, its kernel "
+                    f"{tuple(kmap.kernel.shape)}.")
+            relu = self.pattern_type in estimators.RELU_TYPES
+            out[key] = {"a_plus": a, "a_minus": a} if relu else {"a": a}
+        return Patterns(self.pattern_type, out,
+                        stable_keys={stable: key for stable, key, _ in entries})
 
     def _before_analyze(self):
         """Refuse patterns whose model has changed its weights since (a sampled check)."""
