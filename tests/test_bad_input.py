@@ -229,3 +229,12 @@ def test_unfitted_pattern_types_follow_weight_changes():
     model.layers[2].kernel.assign(model.layers[2].kernel.numpy() * -2.0)
     fresh = kp.create_analyzer("pattern.net", model, pattern_type="filter")
     assert_close(analyzer.analyze(_x(2)), fresh.analyze(_x(2)))
+
+
+def test_a_generator_of_unknown_length_shows_the_count_so_far(capsys):
+    model = keras.Sequential([keras.Input((3,)), layers.Dense(2)])
+    rng = np.random.default_rng(0)
+    batches = (rng.normal(size=(4, 3)).astype("float32") for _ in range(5))
+    kp.compute_patterns(model, batches, verbose=1)
+    out = capsys.readouterr().out
+    assert "5/Unknown" in out
