@@ -5,7 +5,7 @@ from setuptools import find_packages, setup
 DEMO = ["scikit-learn>=1.3", "scikit-image>=0.21", "mtcnn==1.0.0", "lz4>=4.3", "joblib>=1.3"]
 
 about = {}
-exec((Path(__file__).parent / "keras_patterns" / "__init__.py").read_text().split("\nfrom ")[0], about)
+exec((Path(__file__).parent / "keras_patterns" / "version.py").read_text(), about)
 
 setup(
     name="keras-patterns",
@@ -30,8 +30,9 @@ setup(
         # ship with scikit-learn, LFW faces with scikit-image, the trained MTCNN face
         # networks (MIT licence) with mtcnn (whose weight files need lz4 and joblib)
         "demo": DEMO,
-        # the tests run the applications too; hypothesis draws random architectures
-        "test": ["pytest>=7", "hypothesis>=6.80"] + DEMO,
+        # the tests run the applications too; hypothesis draws random architectures; ruff
+        # is the project's linter (ruff.toml; .ci/run runs it)
+        "test": ["pytest>=7", "hypothesis>=6.80", "ruff>=0.5"] + DEMO,
     },
     entry_points={},
     classifiers=[

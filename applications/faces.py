@@ -37,8 +37,8 @@ accuracy at p > 0.5: 200/200 = 1.00. RNet on ``face_data(24)``: 0.999 and 0.009 
 0.981, highest non-face 0.155), accuracy 1.00. PNet on ``face_data(12)`` (one window):
 0.927 and 0.022, accuracy 0.975. Transposing the images (height and width exchanged, the
 original Caffe convention) drops ONet's mean p(face) on the faces to 0.30 (accuracy 0.60):
-the networks of ``mtcnn`` 1.0.0 expect rows first. The rebuilt networks reproduce the package's own subclassed models
-to within float32 round-off (tests/test_faces.py).
+the networks of ``mtcnn`` 1.0.0 expect rows first. The rebuilt networks reproduce the
+package's own subclassed models to within float32 round-off (tests/test_faces.py).
 
 Methods: ONet's activations are PReLU, so DeConvNet, Guided Backprop and Deep Taylor
 (defined for rectifier networks) refuse it with ``NotAnalyzableModelError``; ``explain``
@@ -88,11 +88,13 @@ METHOD_KWARGS = {
     "random": {"seed": 0},
     "deep_taylor.bounded": {"low": INPUT_RANGE[0], "high": INPUT_RANGE[1]},
     "lrp.sequential_preset_b_flat_until_idx": {"until_layer_idx": 1},
+    "lrp.bounded": {"low": INPUT_RANGE[0], "high": INPUT_RANGE[1]},
 }
 #: the generic forms "lrp" (needs a rule) and "lrp.alpha_beta" (needs alpha, beta) are left
 #: out of the defaults; their named variants are in
 DEFAULT_METHODS = tuple(
-    name for name in keras_patterns.list_analyzers() if name not in ("lrp", "lrp.alpha_beta"))
+    name for name in keras_patterns.list_analyzers()
+    if name not in ("lrp", "lrp.alpha_beta", "lrp.alpha_beta_IB"))
 
 
 # -- weights ------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ machines; timings on a busy machine are noisy.
 """
 
 import argparse
+import functools
 import os
 import resource
 import subprocess
@@ -98,7 +99,7 @@ def main():
         analyzer = kp.create_analyzer(name, model, batch_size=args.images, **extra)
         analyzer.analyze(x[:1])
         t_build = time.perf_counter() - start
-        t = best_time(lambda: analyzer.analyze(x), args.repeats)
+        t = best_time(functools.partial(analyzer.analyze, x), args.repeats)
         print(f"{name:<22} {t_build:>16.2f} {t / t_forward:>16.2f}")
     if args.no_fit:
         return
@@ -118,14 +119,15 @@ def main():
 def kernel_gradient_floor(model):
     """The least a statistics pass can do: the forward pass and, per kernel map, the two
     kernel gradients the estimator needs (upstreams m and m y), in float32, nothing kept."""
-    from keras_patterns.patterns.fit import kernel_calls, prepare_graph
+    from keras_patterns.patterns.fit import prepare_graph
+    from keras_patterns.patterns.streaming import kernel_calls
 
     graph = prepare_graph(model)
 
     def step(x):
         total = 0.0
         for node, inp, _, z in kernel_calls(graph, [x]):
-            kmap = node.info["kernel_map"]
+            kmap = node.kernel_map
             kernel = tf.convert_to_tensor(kmap.kernel)
             with tf.GradientTape(persistent=True) as tape:
                 tape.watch(kernel)

@@ -1,8 +1,7 @@
 """keras-patterns: PatternNet, PatternAttribution and the methods they are compared with,
 for Keras 3 models."""
 
-__version__ = "0.1.0"
-
+from . import utils, visualize  # noqa: E402
 from .analyzers import create_analyzer, list_analyzers  # noqa: E402
 from .errors import (  # noqa: E402
     InvalidInputError,
@@ -17,8 +16,8 @@ from .patterns import (  # noqa: E402
     patterns_path,
     save_patterns,
 )
-from . import utils, visualize  # noqa: E402
 from .utils import model_wo_output_activation, model_wo_softmax  # noqa: E402
+from .version import __version__  # noqa: E402
 
 #: iNNvestigate's name of `NotAnalyzableModelError`
 NotAnalyzeableModelException = NotAnalyzableModelError

@@ -18,6 +18,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 DEMO_ARGUMENTS = {
     "lrp": {"rule": "epsilon"},
     "lrp.alpha_beta": {"alpha": 2.0, "beta": 1.0},
+    "lrp.alpha_beta_IB": {"alpha": 2.0, "beta": 1.0},
+    "lrp.bounded": {"low": 0.0, "high": 1.0},  # the range of the random images
     "deep_taylor.bounded": {"low": 0.0, "high": 1.0},  # the range of the random images
     "lrp.sequential_preset_b_flat_until_idx": {"until_layer_idx": 1},
 }

@@ -84,3 +84,13 @@ def elementwise_affine_layers():
 def output_layers(model):
     """The layers that produce `model`'s outputs."""
     return {kt._keras_history.operation for kt in model.outputs}
+
+
+class Untracked:
+    """Holds an object out of Keras' attribute tracking (a reverse layer keeps its forward
+    node, whose layers and variables must not become the reverse layer's own)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value

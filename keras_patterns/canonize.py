@@ -1,19 +1,22 @@
-"""Canonization: rewrite the flat graph into nodes the rules understand.
+"""Canonization: rewrite the flat graph into nodes the reverse layers understand.
 
-- A kernel layer becomes one ``kernel`` node per kernel map (y = W^T x + b), followed by an
-  ``activation`` node when its activation is not linear. A SeparableConv becomes its
+- A kernel layer becomes one `KERNEL` node per kernel map (y = W^T x + b), followed by an
+  `ACTIVATION` node when its activation is not linear. A SeparableConv becomes its
   depthwise map, then its pointwise map with the bias.
-- Every other node gets its kind (see `kinds.py`); an unknown layer is refused.
+- Every other node gets its role (see `kinds`); a layer without one becomes `OPAQUE`.
 - A final softmax is removed (with a warning) so that the logits are explained.
 - Optionally (`fold_batchnorm`), an inference-mode BatchNormalization that directly follows a
   kernel map is folded into it, so that rules and patterns see the effective linear map.
 """
 
+import dataclasses
+
 import keras
 
 from . import kinds
 from ._warn import warn
-from .graph import Graph, Node, Tensor, flatten
+from .flatten import flatten
+from .graph import ACTIVATION, AFFINE, KERNEL, OPAQUE, Node, Tensors
 from .kernels import FoldedMap, kernel_maps
 
 
@@ -31,13 +34,6 @@ def _kernel_forward(kmap):
     return forward
 
 
-def opaque(node, why):
-    """A node with no rule of its own: only methods that need nothing but its gradient
-    (the gradient family) can reverse it; `why` says what the others lack."""
-    return Node(node.name, node.op, node.inputs, node.outputs, node.forward, "opaque",
-                dict(node.info, layer_name=node.name, why=why))
-
-
 def _activation_forward(fn):
     def forward(values):
         return [fn(values[0])]
@@ -45,102 +41,77 @@ def _activation_forward(fn):
     return forward
 
 
-class _Canonizer:
-    def __init__(self, graph):
-        self.graph = graph
-        self.count = 1 + max(
-            [t.index for n in graph.nodes for t in n.outputs] + [t.index for t in graph.inputs]
-        )
+def _opaque(node, why):
+    """A node without a rule of its own: only methods that need nothing but its gradient
+    (the gradient family) can reverse it; `why` says what the others lack."""
+    return dataclasses.replace(node, role=OPAQUE, why=why)
 
-    def tensor(self, spec, name):
-        t = Tensor(self.count, spec, name)
-        self.count += 1
-        return t
 
-    def split_kernel_layer(self, node, maps):
-        layer = node.op
-        activation = getattr(layer, "activation", None)
-        family = kinds.activation_family(activation) if activation is not None else "linear"
-        if family is None:
-            name = getattr(activation, "__name__", activation)
-            return [opaque(node, f"its activation {name!r} is not one keras-patterns knows "
-                                 "(use one of keras.activations)")]
-        out = []
-        x = node.inputs[0]
-        for k, kmap in enumerate(maps):
-            last = k == len(maps) - 1
-            if last and family == "linear":
-                y = node.outputs[0]
-            elif last:
-                y = self.tensor(node.outputs[0].spec, node.name + ".preactivation")
-            else:
-                fresh = keras.KerasTensor(x.spec.shape, dtype=x.spec.dtype)
-                y = self.tensor(kmap(fresh), f"{node.name}.{kmap.attr}")
-            name = node.name if len(maps) == 1 else f"{node.name}.{kmap.attr}"
-            out.append(
-                Node(
-                    name,
-                    layer,
-                    [x],
-                    [y],
-                    _kernel_forward(kmap),
-                    role="kernel",
-                    info={"kernel_map": kmap, "layer_name": node.name},
-                )
-            )
-            x = y
-        if family != "linear":
-            out.append(
-                Node(
-                    node.name + ".activation",
-                    layer,
-                    [x],
-                    [node.outputs[0]],
-                    _activation_forward(activation),
-                    role="activation",
-                    info={"family": family, "layer_name": node.name,
-                          "activation_name": kinds.describe_activation(
-                              kinds.activation_name(activation), family)},
-                )
-            )
-        return out
-
-    def run(self):
-        nodes = []
-        for node in self.graph.nodes:
-            maps = kernel_maps(node.op) if isinstance(node.op, keras.layers.Layer) else None
-            if maps:
-                nodes.extend(self.split_kernel_layer(node, maps))
-                continue
-            kind = kinds.kind_of(node.op)
-            if kind is None:
-                nodes.append(opaque(node, "it is not a layer kind keras-patterns knows how to "
-                                          "reverse"))
-                continue
-            info = dict(node.info, layer_name=node.name)
-            if kind == "activation":
-                info["family"] = kinds.layer_activation_family(node.op)
-                if info["family"] is None:
-                    nodes.append(opaque(node, "its activation is not one keras-patterns knows"))
-                    continue
-                info["activation_name"] = kinds.describe_activation(
-                    kinds.layer_activation_name(node.op), info["family"])
-            nodes.append(
-                Node(node.name, node.op, node.inputs, node.outputs, node.forward, kind, info)
-            )
-        return Graph(self.graph.inputs, self.graph.outputs, nodes)
+def _split_kernel_layer(node, maps, tensors):
+    layer = node.op
+    activation = getattr(layer, "activation", None)
+    family = kinds.activation_family(activation) if activation is not None else "linear"
+    if family is None:
+        name = getattr(activation, "__name__", activation)
+        return [_opaque(node, f"its activation {name!r} is not one keras-patterns knows "
+                              "(use one of keras.activations)")]
+    out = []
+    x = node.inputs[0]
+    for k, kmap in enumerate(maps):
+        last = k == len(maps) - 1
+        if last and family == "linear":
+            y = node.outputs[0]
+        elif last:
+            y = tensors.new(node.outputs[0].spec, node.name + ".preactivation")
+        else:
+            fresh = keras.KerasTensor(x.spec.shape, dtype=x.spec.dtype)
+            y = tensors.new(kmap(fresh), f"{node.name}.{kmap.attr}")
+        name = node.name if len(maps) == 1 else f"{node.name}.{kmap.attr}"
+        out.append(Node(name, layer, [x], [y], _kernel_forward(kmap), role=KERNEL,
+                        layer_name=node.name, kernel_map=kmap))
+        x = y
+    if family != "linear":
+        out.append(Node(
+            node.name + ".activation", layer, [x], [node.outputs[0]],
+            _activation_forward(activation), role=ACTIVATION, layer_name=node.name,
+            family=family,
+            activation=kinds.describe_activation(kinds.activation_name(activation), family)))
+    return out
 
 
 def canonize(graph):
-    """Split kernel layers and classify every node; unknown layers become "opaque"."""
-    return _Canonizer(graph).run()
+    """Split kernel layers and give every node its role; unknown layers become OPAQUE."""
+    tensors = Tensors.after(graph)
+    nodes = []
+    for node in graph.nodes:
+        maps = kernel_maps(node.op) if isinstance(node.op, keras.layers.Layer) else None
+        if maps:
+            nodes.extend(_split_kernel_layer(node, maps, tensors))
+            continue
+        role = kinds.kind_of(node.op)
+        if role is None:
+            nodes.append(_opaque(node, "it is not a layer kind keras-patterns knows how to "
+                                       "reverse"))
+            continue
+        if role != ACTIVATION:
+            nodes.append(dataclasses.replace(node, role=role))
+            continue
+        family = kinds.layer_activation_family(node.op)
+        if family is None:
+            nodes.append(_opaque(node, "its activation is not one keras-patterns knows"))
+            continue
+        nodes.append(dataclasses.replace(
+            node, role=ACTIVATION, family=family,
+            activation=kinds.describe_activation(kinds.layer_activation_name(node.op),
+                                                 family)))
+    return graph.with_nodes(nodes)
 
 
 def strip_softmax(graph):
     """Remove a softmax that produces the (single) output, with a warning."""
     (out,) = graph.outputs
     last = graph.producer(out)
-    if last is None or last.role != "activation" or last.info.get("family") != "softmax":
+    if last is None or last.role != ACTIVATION or last.family != "softmax":
         return graph
     warn(
         f"The model ends in a softmax ('{last.name}'); it is removed so that the logits "
@@ -148,7 +119,7 @@ def strip_softmax(graph):
     )
     new_out = last.inputs[0]
     nodes = [n for n in graph.nodes if n is not last]
-    return Graph(graph.inputs, [new_out], nodes).select_output(0)
+    return graph.with_nodes(nodes, [new_out]).select_output(0)
 
 
 def _batchnorm_axis(bn, rank):
@@ -162,44 +133,36 @@ def fold_batchnorm(graph):
     Folded when the kernel map's output feeds only the BatchNormalization, which normalises
     the map's channel axis; other BatchNormalization layers stay affine nodes.
     """
-    consumers = {}
-    for node in graph.nodes:
-        for t in node.inputs:
-            consumers.setdefault(t.index, []).append(node)
     outputs = {t.index for t in graph.outputs}
     nodes = list(graph.nodes)
     for bn in graph.nodes:
-        if not (bn.role == "affine" and type(bn.op) is keras.layers.BatchNormalization):
+        if not (bn.role == AFFINE and type(bn.op) is keras.layers.BatchNormalization):
             continue
         (x,) = bn.inputs
         kernel = graph.producer(x)
-        if kernel is None or kernel.role != "kernel" or x.index in outputs:
+        if kernel is None or kernel.role != KERNEL or x.index in outputs:
             continue
-        if len(consumers.get(x.index, [])) != 1:
+        if len(graph.consumers(x)) != 1:
             continue
-        kmap = kernel.info["kernel_map"]
+        kmap = kernel.kernel_map
         if isinstance(kmap, FoldedMap) or not kmap.with_bias:
             continue
         rank = len(x.shape)
         if _batchnorm_axis(bn.op, rank) != kmap.channel_axis % rank:
             continue
         folded = FoldedMap(kmap, bn.op)
-        node = Node(kernel.name, kernel.op, kernel.inputs, bn.outputs, _kernel_forward(folded),
-                    role="kernel", info=dict(kernel.info, kernel_map=folded,
-                                             batchnorm_name=bn.name))
-        nodes[nodes.index(kernel)] = node
+        nodes[nodes.index(kernel)] = dataclasses.replace(
+            kernel, outputs=bn.outputs, forward=_kernel_forward(folded), kernel_map=folded,
+            batchnorm=bn.name)
         nodes.remove(bn)
-    return Graph(graph.inputs, graph.outputs, nodes)
+    return graph.with_nodes(nodes)
 
 
 def prepare(model, output_index=None, fold=False):
     """The canonized graph of `model` with one output (softmax stripped), BatchNorm folded
     into the kernel maps before it when `fold`."""
-    flat = flatten(model)
-    graph = canonize(flat).select_output(output_index)
+    graph = canonize(flatten(model)).select_output(output_index)
     if fold:
         graph = fold_batchnorm(graph)
-    graph = strip_softmax(graph)
-    #: the model's layers in call order (nested models inlined, inputs not counted)
-    graph.layer_order = list(dict.fromkeys(node.name for node in flat.nodes))
-    return graph
+    return strip_softmax(graph)
+

@@ -1,19 +1,27 @@
-"""A Keras model as one flat, topologically ordered list of nodes.
+"""The flattened graph every method works on: tensors, typed nodes, and the questions the
+methods ask about them.
 
-Nested models are inlined (their layers become nodes of the outer graph, named with the
-nested model's name as prefix), every call of a shared layer is its own node, and non-layer
-operations recorded in Keras graphs (`keras.ops.relu`, `x + y`, slicing) are nodes too.
-Each node can be evaluated on real tensors with `node.forward(values)`.
+A `Graph` is a model's inputs, outputs and nodes in an order where producers precede
+consumers (`flatten.flatten` builds it, `canonize` splits kernel layers and gives every node
+its role). Each node can be evaluated on real tensors with `node.forward(values)`.
 """
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
 
-import keras
-from keras import tree
-
-from . import _keras, kinds
+from . import kinds
 from .errors import NotAnalyzableModelError
+from .kinds import (  # noqa: F401 - the roles, re-exported with the graph they describe
+    ACTIVATION,
+    AFFINE,
+    EMBEDDING,
+    KERNEL,
+    LAYER,
+    LINEAR,
+    MAX_POOL,
+    NONLINEAR,
+    OPAQUE,
+)
 
 
 class Tensor:
@@ -34,17 +42,50 @@ class Tensor:
     def dtype(self):
         return self.spec.dtype
 
+    @property
+    def is_floating(self):
+        return kinds.is_floating(self.dtype)
+
     def __repr__(self):
         return f"Tensor({self.name}, shape={self.shape}, dtype={self.dtype})"
+
+
+class Tensors:
+    """Allocates the graph's tensors, numbered from `start`."""
+
+    def __init__(self, start=0):
+        self.count = start
+
+    def new(self, spec, name):
+        t = Tensor(self.count, spec, name)
+        self.count += 1
+        return t
+
+    @classmethod
+    def after(cls, graph):
+        """An allocator whose tensors do not collide with `graph`'s."""
+        used = [t.index for t in graph.inputs] + [t.index for n in graph.nodes
+                                                  for t in n.outputs]
+        return cls(1 + max(used))
 
 
 @dataclass(eq=False)
 class Node:
     """One forward operation of the flattened graph.
 
-    `op` is the Keras layer or operation behind the node (for display, rule choice and
-    variables); `forward(values)` maps the values of `inputs` to the values of `outputs`.
-    `role` is set by canonization for the parts a kernel layer is split into.
+    Attributes:
+        name: unique within the graph (the parts of a split kernel layer get suffixes).
+        op: the Keras layer or operation behind the node (display, variables).
+        inputs, outputs: its `Tensor`s.
+        forward: maps the values of `inputs` to the values of `outputs`.
+        role: one of the roles of `kinds` (re-exported here).
+        layer_name: name of the Keras layer's node the node comes from (the parts of a
+            split kernel layer share it).
+        kernel_map: the kernel map of a `KERNEL` node (`kernels`).
+        family: an `ACTIVATION` node's activation family ("relu", "tanh", ...).
+        activation: its activation for messages ("'hard_silu' (swish family)").
+        batchnorm: name of the BatchNormalization folded into a `KERNEL` node, or None.
+        why: why an `OPAQUE` node has no rule (for messages).
     """
 
     name: str
@@ -52,12 +93,37 @@ class Node:
     inputs: list
     outputs: list
     forward: Callable
-    role: str = "layer"
-    info: dict = field(default_factory=dict)
+    role: str = LAYER
+    layer_name: Optional[str] = None
+    kernel_map: Any = None
+    family: Optional[str] = None
+    activation: Optional[str] = None
+    batchnorm: Optional[str] = None
+    why: Optional[str] = None
 
     @property
     def layer_class(self):
         return type(self.op).__name__
+
+    @property
+    def source(self):
+        """The Keras layer's node name (`layer_name`, else the node's own)."""
+        return self.layer_name or self.name
+
+    @property
+    def is_rectifier(self):
+        return self.role == ACTIVATION and self.family == "relu"
+
+    @property
+    def routes(self):
+        """A parameter-free map that moves values without adding any (reshapes, padding,
+        dropout, nearest upsampling, slicing)."""
+        return self.role == LINEAR and len(self.inputs) == 1 and not kinds.is_summing(self.op)
+
+    @property
+    def sums(self):
+        """A parameter-free map that adds values (Add, average pooling, ...)."""
+        return self.role == LINEAR and kinds.is_summing(self.op)
 
     def __repr__(self):
         ins = ", ".join(t.name for t in self.inputs)
@@ -66,50 +132,38 @@ class Node:
 
 
 class Graph:
-    """Inputs, outputs and nodes (in an order where producers precede consumers)."""
+    """Inputs, outputs and nodes (in an order where producers precede consumers).
 
-    #: names of the model's layers in call order, set by `canonize.prepare` (LRP positions)
-    layer_order = ()
+    layer_order: names of the model's layer calls in call order (nested models inlined,
+        inputs not counted): the positions LRP composites and `until_layer_idx` count.
+    """
 
-    def __init__(self, inputs, outputs, nodes):
+    def __init__(self, inputs, outputs, nodes, layer_order=()):
         self.inputs = list(inputs)
         self.outputs = list(outputs)
         self.nodes = list(nodes)
+        self.layer_order = list(layer_order)
+
+    def with_nodes(self, nodes, outputs=None):
+        """The same graph with other nodes (and outputs)."""
+        return Graph(self.inputs, self.outputs if outputs is None else outputs, nodes,
+                     self.layer_order)
+
+    # -- structure ---------------------------------------------------------------------
+
+    def producer(self, tensor):
+        """The node that computes `tensor`, or None for a model input."""
+        for node in self.nodes:
+            if any(t is tensor for t in node.outputs):
+                return node
+        return None
 
     def consumers(self, tensor):
         """The nodes that take `tensor` as an input, in graph order."""
         return [n for n in self.nodes if any(t is tensor for t in n.inputs)]
 
-    def evaluate(self, xs):
-        """The graph's outputs for the input values `xs` (tensors)."""
-        values = {t.index: x for t, x in zip(self.inputs, xs)}
-        for node in self.nodes:
-            outs = node.forward([values[t.index] for t in node.inputs])
-            for t, v in zip(node.outputs, outs):
-                values[t.index] = v
-        return [values[t.index] for t in self.outputs]
-
-    def input_chain(self, node):
-        """The nodes between a model input and `node` when only element-wise affine maps
-        (Rescaling, Normalization, ...) and routing maps (reshapes, padding, dropout) lie
-        between them, inputs first: `node` is then an input layer. None otherwise."""
-        chain, tensor = [], node.inputs[0]
-        while True:
-            producer = self.producer(tensor)
-            if producer is None:
-                return chain[::-1]
-            if len(producer.inputs) != 1 or not (
-                    producer.role == "affine"
-                    or producer.role == "linear" and not kinds.is_summing(producer.op)):
-                return None
-            chain.append(producer)
-            tensor = producer.inputs[0]
-
-    def producer(self, tensor):
-        for node in self.nodes:
-            if any(t is tensor for t in node.outputs):
-                return node
-        return None
+    def kernel_nodes(self):
+        return [n for n in self.nodes if n.role == KERNEL]
 
     def ancestors_of(self, tensors):
         """The nodes that `tensors` depend on, in graph order."""
@@ -139,13 +193,69 @@ class Graph:
                 f"{len(self.outputs)} output(s)."
             )
         out = self.outputs[output_index]
-        return Graph(self.inputs, [out], self.ancestors_of([out]))
+        return self.with_nodes(self.ancestors_of([out]), [out])
 
-    def replace(self, node, new_nodes, new_output=None):
-        """A graph where `node` is replaced by `new_nodes` (for canonization)."""
-        i = self.nodes.index(node)
-        nodes = self.nodes[:i] + list(new_nodes) + self.nodes[i + 1 :]
-        return Graph(self.inputs, self.outputs, nodes)
+    def position(self, node):
+        """The index of the node's Keras layer call in `layer_order`, or None."""
+        return self.layer_order.index(node.source) if node.source in self.layer_order else None
+
+    # -- questions the methods ask -----------------------------------------------------
+
+    def only_rectifiers_consume(self, node):
+        """Whether the node's output feeds rectifiers only: its negative regime is blocked
+        (no signal, no relevance passes there)."""
+        consumers = self.consumers(node.outputs[0])
+        return bool(consumers) and all(n.is_rectifier for n in consumers)
+
+    def input_chain(self, node):
+        """The nodes between a model input and `node` when only element-wise affine maps
+        (Rescaling, Normalization, ...) and routing maps (reshapes, padding, dropout) lie
+        between them, inputs first: `node` is then an input layer. None otherwise."""
+        chain, tensor = [], node.inputs[0]
+        while True:
+            producer = self.producer(tensor)
+            if producer is None:
+                return chain[::-1]
+            if not (producer.routes or producer.role == AFFINE and len(producer.inputs) == 1):
+                return None
+            chain.append(producer)
+            tensor = producer.inputs[0]
+
+    def is_input_layer(self, node):
+        """Fed by a model input through element-wise affine and routing nodes only."""
+        return self.input_chain(node) is not None
+
+    def is_nonnegative(self, tensor):
+        """Whether `tensor` is >= 0 by construction: out of a rectifier (without a negative
+        threshold), then pooled, routed or summed (not subtracted)."""
+        producer = self.producer(tensor)
+        if producer is None:
+            return False
+        if producer.role == ACTIVATION:
+            threshold = getattr(producer.op, "threshold", 0.0) or 0.0
+            return producer.family == "relu" and threshold >= 0
+        if producer.role == MAX_POOL or producer.routes or (
+                producer.sums and producer.layer_class not in ("Subtract", "Negative")):
+            return all(self.is_nonnegative(t) for t in producer.inputs)
+        return False
+
+    def first_non_rectifier(self):
+        """The first activation node that is neither a rectifier nor linear, or None."""
+        for node in self.nodes:
+            if node.role == ACTIVATION and node.family not in ("relu", "linear"):
+                return node
+        return None
+
+    # -- values ------------------------------------------------------------------------
+
+    def evaluate(self, xs):
+        """The graph's outputs for the input values `xs` (tensors)."""
+        values = {t.index: x for t, x in zip(self.inputs, xs)}
+        for node in self.nodes:
+            outs = node.forward([values[t.index] for t in node.inputs])
+            for t, v in zip(node.outputs, outs):
+                values[t.index] = v
+        return [values[t.index] for t in self.outputs]
 
     def __repr__(self):
         lines = [f"Graph(inputs={self.inputs}, outputs={self.outputs})"]
@@ -167,114 +277,3 @@ class UniqueNames:
             candidate = f"{name}_{k}"
         self.taken.add(candidate)
         return candidate
-
-
-class _Flattener:
-    def __init__(self):
-        self.nodes = []
-        self.count = 0
-        self.names = UniqueNames()
-
-    def tensor(self, spec, name):
-        t = Tensor(self.count, spec, name)
-        self.count += 1
-        return t
-
-    def inline(self, model, inputs, prefix):
-        functional = _keras.functional_of(model)
-        model_inputs = tree.flatten(functional.inputs)
-        if len(model_inputs) != len(inputs):
-            raise NotAnalyzableModelError(
-                f"Model '{model.name}' expects {len(model_inputs)} inputs, got {len(inputs)}."
-            )
-        env = {id(kt): t for kt, t in zip(model_inputs, inputs)}
-        for knode in _keras.topological_nodes(functional):
-            op = knode.operation
-            arg_kts = _keras.node_argument_tensors(knode)
-            if any(id(kt) not in env for kt in arg_kts):
-                continue  # not connected to the inputs
-            if _keras.is_model(op) and _keras.has_functional_graph(op):
-                sub_inputs = [env[id(kt)] for kt in arg_kts]
-                sub_outputs = self.inline(op, sub_inputs, f"{prefix}{op.name}/")
-                out_kts = _keras.node_outputs(knode)
-                if len(out_kts) != len(sub_outputs):
-                    raise NotAnalyzableModelError(
-                        f"Nested model '{op.name}' returned {len(sub_outputs)} tensors where "
-                        f"its call recorded {len(out_kts)}."
-                    )
-                for kt, t in zip(out_kts, sub_outputs):
-                    env[id(kt)] = t
-                continue
-            name = self.names.claim(prefix + op.name)
-            inputs_unique = []
-            for kt in arg_kts:
-                t = env[id(kt)]
-                if all(t is not u for u in inputs_unique):
-                    inputs_unique.append(t)
-            outputs = []
-            for j, kt in enumerate(_keras.node_outputs(knode)):
-                suffix = "" if len(knode.outputs) == 1 else f":{j}"
-                t = self.tensor(kt, name + suffix)
-                env[id(kt)] = t
-                outputs.append(t)
-            index_of = {
-                id(kt): next(i for i, u in enumerate(inputs_unique) if u is env[id(kt)])
-                for kt in arg_kts
-            }
-            forward = _call_forward(knode, op, index_of)
-            self.nodes.append(Node(name, op, inputs_unique, outputs, forward))
-        return [env[id(kt)] for kt in tree.flatten(functional.outputs)]
-
-
-def _call_forward(knode, op, index_of):
-    """Evaluate one recorded Keras call on real tensors, in inference mode.
-
-    `index_of` maps `id(KerasTensor)` of each call argument to its position in the node's
-    input values.
-    """
-    training = _keras.call_has_training_arg(op)
-
-    def forward(values):
-        filled = {kid: values[i] for kid, i in index_of.items()}
-        args, kwargs = _keras.node_call_values(knode, filled)
-        if training:
-            kwargs = dict(kwargs, training=False)
-        return tree.flatten(op(*args, **kwargs))
-
-    return forward
-
-
-def wrap_model(model, arrays):
-    """A graph of one node around a model without a functional graph (a subclassed model),
-    with input specs taken from the arrays of a first batch: only methods that need nothing
-    but the model's gradient can explain it (a plain tape)."""
-    flattener = _Flattener()
-    inputs = []
-    for i, x in enumerate(arrays):
-        dtype = "float32" if x.dtype.kind == "f" else "int32"
-        spec = keras.KerasTensor((None,) + tuple(x.shape[1:]), dtype=dtype)
-        inputs.append(flattener.tensor(spec, f"input_{i}"))
-
-    def forward(values):
-        return tree.flatten(model(values[0] if len(values) == 1 else list(values),
-                                  training=False))
-
-    probe = [keras.ops.convert_to_tensor(x[:1], t.dtype) for x, t in zip(arrays, inputs)]
-    outputs = [flattener.tensor(keras.KerasTensor((None,) + tuple(y.shape[1:]), dtype=y.dtype),
-                                f"{model.name}:{j}")
-               for j, y in enumerate(forward(probe))]
-    node = Node(model.name, model, inputs, outputs, forward, role="opaque",
-                info={"layer_name": model.name, "why": "it is a subclassed model"})
-    return Graph(inputs, outputs, [node])
-
-
-def flatten(model):
-    """Flatten `model` (Sequential or Functional, nested at any depth) into a `Graph`."""
-    functional = _keras.functional_of(model)
-    flattener = _Flattener()
-    inputs = [
-        flattener.tensor(kt, kt.name or f"input_{i}")
-        for i, kt in enumerate(tree.flatten(functional.inputs))
-    ]
-    outputs = flattener.inline(model, inputs, "")
-    return Graph(inputs, outputs, flattener.nodes)

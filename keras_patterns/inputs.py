@@ -8,6 +8,7 @@ import numbers
 import numpy as np
 
 from .errors import InvalidInputError
+from .kinds import is_floating
 
 
 def positive_int(value):
@@ -43,7 +44,7 @@ def _first_bad_sample(bad):
 def check_values(x, spec, what, vocabulary=None):
     """The numpy array `x` as `spec`'s dtype: floats must be finite, token ids (integer
     inputs) whole numbers in range(vocabulary) when the vocabulary size is known."""
-    floating = "float" in str(spec.dtype)
+    floating = is_floating(spec.dtype)
     if x.dtype.kind in "fc" and not np.isfinite(x).all():
         sample = _first_bad_sample(~np.isfinite(x))
         raise InvalidInputError(

@@ -1,16 +1,17 @@
-"""What each forward operation is, as far as the propagation rules care.
+"""What each forward operation is, as far as the reverse layers care: its role.
 
-Kinds:
-- ``kernel``: the linear part of a kernel layer plus its bias (made by canonization).
-- ``activation``: an element-wise nonlinearity; ``family`` tells which (relu, tanh, ...).
-- ``max_pool``: max pooling (winner takes all).
-- ``linear``: a parameter-free linear map (average pooling, reshapes, padding, identity
+Roles (the constants below; `graph.Node.role`):
+- `KERNEL`: the linear part of a kernel layer plus its bias (made by canonization).
+- `ACTIVATION`: an element-wise nonlinearity; `Node.family` tells which (relu, tanh, ...).
+- `MAX_POOL`: max pooling (winner takes all).
+- `LINEAR`: a parameter-free linear map (average pooling, reshapes, padding, identity
   layers at inference, Add/Subtract/Average/Concatenate, slicing).
-- ``affine``: an element-wise affine map with parameters (BatchNormalization at inference,
-  Rescaling, Normalization).
-- ``nonlinear``: a differentiable nonlinear map of several values or axes (Multiply,
+- `AFFINE`: an element-wise affine map with parameters (BatchNormalization at inference,
+  Rescaling, Normalization, ConvNeXt's LayerScale).
+- `NONLINEAR`: a differentiable nonlinear map of several values or axes (Multiply,
   Maximum, LayerNormalization).
-- ``embedding``: a lookup from integer tokens.
+- `EMBEDDING`: a lookup from integer tokens.
+- `OPAQUE`: anything else: only its gradient is known (`Node.why` says why).
 """
 
 import keras
@@ -18,6 +19,21 @@ from keras import layers
 
 from . import _keras
 from .errors import NotAnalyzableModelError
+
+LAYER = "layer"  # not classified yet (before canonization)
+KERNEL = "kernel"
+ACTIVATION = "activation"
+MAX_POOL = "max_pool"
+LINEAR = "linear"
+AFFINE = "affine"
+NONLINEAR = "nonlinear"
+EMBEDDING = "embedding"
+OPAQUE = "opaque"
+
+
+def is_floating(dtype):
+    """Whether a dtype (a string, a numpy, TensorFlow or Keras dtype) is floating point."""
+    return "float" in str(getattr(dtype, "name", dtype))
 
 # Keras activation function names -> activation family.
 _ACTIVATION_FAMILIES = {
@@ -70,59 +86,59 @@ _OP_NONLINEAR = {"Multiply", "Maximum", "Minimum", "TrueDivide", "Divide", "Squa
                  "Absolute", "Exp", "Log", "Sqrt", "Power"}
 
 _LAYER_KINDS = {
-    layers.MaxPooling1D: "max_pool",
-    layers.MaxPooling2D: "max_pool",
-    layers.MaxPooling3D: "max_pool",
-    layers.GlobalMaxPooling1D: "max_pool",
-    layers.GlobalMaxPooling2D: "max_pool",
-    layers.GlobalMaxPooling3D: "max_pool",
-    layers.AveragePooling1D: "linear",
-    layers.AveragePooling2D: "linear",
-    layers.AveragePooling3D: "linear",
-    layers.GlobalAveragePooling1D: "linear",
-    layers.GlobalAveragePooling2D: "linear",
-    layers.GlobalAveragePooling3D: "linear",
-    layers.Add: "linear",
-    layers.Subtract: "linear",
-    layers.Average: "linear",
-    layers.Concatenate: "linear",
-    layers.Multiply: "nonlinear",
-    layers.Maximum: "nonlinear",
-    layers.Minimum: "nonlinear",
-    layers.Flatten: "linear",
-    layers.Reshape: "linear",
-    layers.Permute: "linear",
-    layers.RepeatVector: "linear",
-    layers.ZeroPadding1D: "linear",
-    layers.ZeroPadding2D: "linear",
-    layers.ZeroPadding3D: "linear",
-    layers.Cropping1D: "linear",
-    layers.Cropping2D: "linear",
-    layers.Cropping3D: "linear",
-    layers.UpSampling1D: "linear",
-    layers.UpSampling2D: "linear",
-    layers.UpSampling3D: "linear",
-    layers.Dropout: "linear",
-    layers.SpatialDropout1D: "linear",
-    layers.SpatialDropout2D: "linear",
-    layers.SpatialDropout3D: "linear",
-    layers.GaussianNoise: "linear",
-    layers.GaussianDropout: "linear",
-    layers.AlphaDropout: "linear",
-    layers.Identity: "linear",
-    layers.BatchNormalization: "affine",
-    layers.Rescaling: "affine",
-    layers.Normalization: "affine",
-    layers.LayerNormalization: "nonlinear",
-    layers.Embedding: "embedding",
-    layers.Activation: "activation",
-    layers.ReLU: "activation",
-    layers.LeakyReLU: "activation",
-    layers.PReLU: "activation",
-    layers.ELU: "activation",
-    layers.Softmax: "activation",
+    layers.MaxPooling1D: MAX_POOL,
+    layers.MaxPooling2D: MAX_POOL,
+    layers.MaxPooling3D: MAX_POOL,
+    layers.GlobalMaxPooling1D: MAX_POOL,
+    layers.GlobalMaxPooling2D: MAX_POOL,
+    layers.GlobalMaxPooling3D: MAX_POOL,
+    layers.AveragePooling1D: LINEAR,
+    layers.AveragePooling2D: LINEAR,
+    layers.AveragePooling3D: LINEAR,
+    layers.GlobalAveragePooling1D: LINEAR,
+    layers.GlobalAveragePooling2D: LINEAR,
+    layers.GlobalAveragePooling3D: LINEAR,
+    layers.Add: LINEAR,
+    layers.Subtract: LINEAR,
+    layers.Average: LINEAR,
+    layers.Concatenate: LINEAR,
+    layers.Multiply: NONLINEAR,
+    layers.Maximum: NONLINEAR,
+    layers.Minimum: NONLINEAR,
+    layers.Flatten: LINEAR,
+    layers.Reshape: LINEAR,
+    layers.Permute: LINEAR,
+    layers.RepeatVector: LINEAR,
+    layers.ZeroPadding1D: LINEAR,
+    layers.ZeroPadding2D: LINEAR,
+    layers.ZeroPadding3D: LINEAR,
+    layers.Cropping1D: LINEAR,
+    layers.Cropping2D: LINEAR,
+    layers.Cropping3D: LINEAR,
+    layers.UpSampling1D: LINEAR,
+    layers.UpSampling2D: LINEAR,
+    layers.UpSampling3D: LINEAR,
+    layers.Dropout: LINEAR,
+    layers.SpatialDropout1D: LINEAR,
+    layers.SpatialDropout2D: LINEAR,
+    layers.SpatialDropout3D: LINEAR,
+    layers.GaussianNoise: LINEAR,
+    layers.GaussianDropout: LINEAR,
+    layers.AlphaDropout: LINEAR,
+    layers.Identity: LINEAR,
+    layers.BatchNormalization: AFFINE,
+    layers.Rescaling: AFFINE,
+    layers.Normalization: AFFINE,
+    layers.LayerNormalization: NONLINEAR,
+    layers.Embedding: EMBEDDING,
+    layers.Activation: ACTIVATION,
+    layers.ReLU: ACTIVATION,
+    layers.LeakyReLU: ACTIVATION,
+    layers.PReLU: ACTIVATION,
+    layers.ELU: ACTIVATION,
+    layers.Softmax: ACTIVATION,
 }
-_LAYER_KINDS.update({cls: "affine" for cls in _keras.elementwise_affine_layers()})
+_LAYER_KINDS.update({cls: AFFINE for cls in _keras.elementwise_affine_layers()})
 
 
 # Linear maps that add up their inputs (LRP distributes relevance over the summands in
@@ -208,19 +224,18 @@ def kind_of(op):
         return None
     name = type(op).__name__
     if name in _OP_ACTIVATIONS:
-        return "activation"
+        return ACTIVATION
     if name in _OP_LINEAR:
-        return "linear"
+        return LINEAR
     if name in _OP_NONLINEAR:
-        return "nonlinear"
+        return NONLINEAR
     return None
 
 
 def unsupported_error(node, method=None):
-    """The refusal of an "opaque" node (see `canonize.opaque`) by a method that needs a
-    rule for it."""
+    """The refusal of an `OPAQUE` node by a method that needs a rule for it."""
     what = f" with '{method}'" if method else ""
-    why = node.info.get("why", "it is not a layer kind keras-patterns knows how to reverse")
+    why = node.why or "it is not a layer kind keras-patterns knows how to reverse"
     return NotAnalyzableModelError(
         f"Layer '{node.name}' ({node.layer_class}) cannot be explained{what}: {why}. The "
         "gradient methods (gradient, input_t_gradient, smoothgrad, integrated_gradients) "

@@ -27,9 +27,8 @@ import json
 import os
 from typing import Any
 
-import numpy as np
-
 import keras
+import numpy as np
 
 FIXTURE_DIR = os.path.join(os.path.dirname(__file__), "fixtures", "innvestigate")
 

@@ -17,7 +17,6 @@ import functools
 
 import keras
 import numpy as np
-
 from oracles import select
 
 EPS = 1e-7

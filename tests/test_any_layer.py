@@ -7,9 +7,9 @@ import keras
 import numpy as np
 import pytest
 from keras import layers
+from oracles import assert_close, tape_gradient
 
 import keras_patterns as kp
-from oracles import assert_close, tape_gradient
 
 GRADIENT_FAMILY = ["gradient", "input_t_gradient", "smoothgrad", "integrated_gradients"]
 
@@ -83,7 +83,8 @@ def test_smoothgrad_and_integrated_gradients_on_an_lstm():
 @pytest.mark.parametrize("method", ["guided_backprop", "deconvnet", "lrp.epsilon",
                                     "deep_taylor", "pattern.attribution"])
 def test_methods_with_a_rule_per_layer_still_refuse_them(method):
-    with pytest.raises(kp.NotAnalyzableModelError, match=r"'lstm(_\d+)?' \(LSTM\).*gradient methods"):
+    with pytest.raises(kp.NotAnalyzableModelError,
+                       match=r"'lstm(_\d+)?' \(LSTM\).*gradient methods"):
         kp.create_analyzer(method, _sequence_model("lstm"))
 
 

@@ -23,10 +23,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
-import keras_patterns as kp  # noqa: E402
 from oracles import assert_close, logits_model, tape_gradient  # noqa: E402
 from test_layers import clipped_rectifier_model  # noqa: E402
+
+import keras_patterns as kp  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:The model ends in a softmax")
 

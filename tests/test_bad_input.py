@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from keras import layers
+from oracles import assert_close, tape_gradient
 
 import keras_patterns as kp
-from oracles import assert_close, tape_gradient
 
 
 def _cnn(seed=0):
@@ -196,7 +196,8 @@ def test_a_model_path_is_loaded_and_a_bad_one_named(tmp_path):
 def test_hard_swish_is_reported_by_its_own_name():
     model = keras.Sequential([keras.Input((4,)), layers.Dense(3, activation="hard_swish"),
                               layers.Dense(2)])
-    with pytest.raises(kp.NotAnalyzableModelError, match="'hard_s(wish|ilu)' \\(swish family\\) activation"):
+    with pytest.raises(kp.NotAnalyzableModelError,
+                       match="'hard_s(wish|ilu)' \\(swish family\\) activation"):
         kp.create_analyzer("guided_backprop", model)
 
 

@@ -15,7 +15,7 @@ def test_demo_explains_with_every_method(capsys):
     rows = {line.split()[0]: line for line in lines[2:]}
     assert list(rows) == list(kp.list_analyzers())
     assert len(lines) == 2 + len(rows)
-    for name, line in rows.items():
+    for line in rows.values():
         assert "(4, 16, 16, 3)" in line and "failed" not in line, line
         mean_abs = float(line.split(")")[1].split()[1])
         assert np.isfinite(mean_abs) and mean_abs > 0, line

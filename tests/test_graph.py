@@ -9,9 +9,9 @@ import keras
 import numpy as np
 import pytest
 from keras import layers, ops
+from oracles import assert_close, tape_gradient
 
 import keras_patterns as kp
-from oracles import assert_close, tape_gradient
 
 
 def _x(*shape):
@@ -195,14 +195,16 @@ def test_the_users_model_is_not_modified():
     x = _x(3, 8)
     before_out = m(x).numpy()
     before_weights = [w.copy() for w in m.get_weights()]
-    nodes = {id(l): (len(l._inbound_nodes), len(l._outbound_nodes)) for l in m._flatten_layers()}
+    nodes = {id(layer): (len(layer._inbound_nodes), len(layer._outbound_nodes))
+             for layer in m._flatten_layers()}
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warnings for a model without softmax
         for name in ("gradient", "guided_backprop", "integrated_gradients"):
             kp.create_analyzer(name, m).analyze(x)
     assert np.array_equal(m(x).numpy(), before_out)
     assert all(np.array_equal(a, b) for a, b in zip(m.get_weights(), before_weights))
-    after = {id(l): (len(l._inbound_nodes), len(l._outbound_nodes)) for l in m._flatten_layers()}
+    after = {id(layer): (len(layer._inbound_nodes), len(layer._outbound_nodes))
+             for layer in m._flatten_layers()}
     assert after == nodes
 
 

@@ -10,10 +10,10 @@ import keras
 import numpy as np
 import pytest
 from keras import layers
+from oracles import assert_close, tape_gradient
 
 import keras_patterns as kp
 import keras_patterns.utils.visualizations as ivis
-from oracles import assert_close, tape_gradient
 
 SCRIPT = textwrap.dedent("""
     import numpy as np

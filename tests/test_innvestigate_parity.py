@@ -30,14 +30,13 @@ Stabilisers: iNNvestigate's rules divide exactly (SafeDivide: only a zero denomi
 
 import json
 
+import lrp_reference as ref
 import numpy as np
 import pytest
 import tensorflow as tf
+from innvestigate_models import FIXTURE_DIR, load_fixture, load_multi_fixture, model_without_softmax
 
 import keras_patterns as kp
-import lrp_reference as ref
-from innvestigate_models import (FIXTURE_DIR, load_fixture, load_multi_fixture,
-                                 model_without_softmax)
 from keras_patterns.rules.lrp import AlphaBeta, Epsilon, ZPlus, negative, positive
 
 FIXTURES = ["mlp", "mlp_softmax", "cnn_maxpool", "cnn_avgpool", "cnn_batchnorm",

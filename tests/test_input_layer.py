@@ -8,10 +8,10 @@ import keras
 import numpy as np
 import pytest
 from keras import layers
-
-import keras_patterns as kp
 from lrp_reference import RULES, P, reference, rule_bounded, walk
 from oracles import assert_close
+
+import keras_patterns as kp
 from keras_patterns.rules.lrp import Bounded, Flat, Pass
 
 

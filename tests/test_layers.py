@@ -24,14 +24,14 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers as L  # noqa: E402
-
-import keras_patterns as kp  # noqa: E402
 from oracles import (  # noqa: E402
     assert_close,
     logits_model,
     rectifier_model,
     tape_gradient,
 )
+
+import keras_patterns as kp  # noqa: E402
 
 METHODS = ("gradient", "input_t_gradient", "deconvnet", "guided_backprop")
 RECTIFIER_METHODS = ("deconvnet", "guided_backprop")

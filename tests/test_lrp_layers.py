@@ -11,10 +11,10 @@ token inputs) are not in this matrix; their LRP rules are covered in test_lrp_ru
 
 import numpy as np
 import pytest
+from oracles import assert_close, logits_model, tape_gradient
+from test_layers import CASES, get_case
 
 import keras_patterns as kp
-from oracles import assert_close, logits_model, tape_gradient
-from test_layers import CASES, CHANNELS_FIRST_CASES, get_case
 
 NOT_HOMOGENEOUS = {
     "relu_max_value_6", "activation_relu6", "multiply", "layernorm", "layernorm_conv",

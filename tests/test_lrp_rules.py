@@ -1,9 +1,11 @@
 """LRP and Deep Taylor analyzers against the closed-form numpy reference (`lrp_reference`),
 conservation laws and known identities."""
 
+import functools
 import warnings
 
 import keras
+import lrp_reference as ref
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -11,9 +13,8 @@ from keras import layers
 
 import keras_patterns as kp
 import keras_patterns.rules.lrp as rules_lrp
-import lrp_reference as ref
-from keras_patterns.rules.lrp import LinearLayer
-from keras_patterns.rules.relevance import SumRelevance
+from keras_patterns.reverse.relevance import SumRelevance
+from keras_patterns.rules.lrp import LayerView
 
 RTOL = 1e-4
 
@@ -637,7 +638,7 @@ def test_input_layer_rule_name():
 
 
 class _DenseMap:
-    """A dense kernel map for `LinearLayer`: f(v; K) = v @ K."""
+    """A dense kernel map for `LayerView`: f(v; K) = v @ K."""
 
     def __init__(self, kernel, bias):
         self.kernel = tf.constant(kernel, tf.float32)
@@ -654,12 +655,16 @@ def _rule_on_dense(rule, x, W, b, r):
     kmap = _DenseMap(W, b)
     xt = tf.constant(x, tf.float32)
     z = kmap.apply(xt, kmap.kernel) + (0.0 if b is None else kmap.bias)
-    layer = LinearLayer(kmap, xt, z)
+    layer = LayerView(kmap, xt, z)
     return rule.relevance(layer, tf.constant(r, tf.float32)).numpy().astype(np.float64)
 
 
 def _divide_plain(r, z):
     return r / z
+
+
+def _divide_epsilon(r, z, eps):
+    return r / ref.stab(z, eps)
 
 
 def _divide_zero_as_eps(r, z):
@@ -819,7 +824,7 @@ def test_epsilon_rule_adds_epsilon_everywhere():
     x, W, b, r = _exact_data()
     for eps in (1e-7, 0.1):
         got = _rule_on_dense(rules_lrp.Epsilon(eps), x, W, b, r)
-        expected = _numpy_rule("z", x, W, b, r, lambda r_, z: r_ / ref.stab(z, eps))
+        expected = _numpy_rule("z", x, W, b, r, functools.partial(_divide_epsilon, eps=eps))
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6 * np.abs(expected).max())
     exact = _numpy_rule("z", x, W, b, r, _divide_plain)
     assert np.abs(_rule_on_dense(rules_lrp.Epsilon(1e-7), x, W, b, r) - exact).max() > (

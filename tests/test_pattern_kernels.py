@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from keras import layers, ops
+from oracles import assert_close
 
 import keras_patterns as kp
-from oracles import assert_close
 
 
 def _last(shape, n):

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from keras import layers
-
-import keras_patterns as kp
 from oracles import assert_close, numpy_patterns, patches
 
+import keras_patterns as kp
 
 # -- BatchNormalization folded into the kernel ----------------------------------------------
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from keras import layers
+from oracles import assert_close, numpy_patterns, patches
 
 import keras_patterns as kp
-from oracles import assert_close, numpy_patterns, patches
 
 
 def _cos(a, b):
@@ -252,7 +252,7 @@ def test_negative_patterns_are_estimated_where_the_negative_regime_is_used():
         kp.compute_patterns(model, x, precision="float16")
     lacking = kp.compute_patterns(model, x, batch_size=16)
     del lacking._arrays["logits"]["a_minus"]
-    with pytest.raises(kp.errors.NotAnalyzableModelError, match="a_minus.*logits"):
+    with pytest.raises(kp.PatternFileError, match="a_minus.*logits"):
         kp.create_analyzer("pattern.net", model, patterns=lacking)
 
 
@@ -399,9 +399,10 @@ def test_pattern_methods_equal_tape_oracle(method):
 
 
 def test_analyze_before_fit_is_a_clear_error():
+    """The model is analyzable: missing patterns are the caller's to supply."""
     model = _cnn()
     a = kp.create_analyzer("pattern.net", model)
-    with pytest.raises(kp.NotAnalyzableModelError, match="fit"):
+    with pytest.raises(kp.PatternFileError, match="fit"):
         a.analyze(np.zeros((1, 6, 6, 2), "float32"))
 
 

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from keras import layers
+from oracles import assert_close, tape_gradient
 
 import keras_patterns as kp
-from oracles import assert_close, tape_gradient
 
 ACTIVATIONS = ["relu", "tanh", "sigmoid", "elu", "leaky_relu", "linear", "softplus"]
 BLOCKS = ["conv", "residual", "concat", "pool", "bn"]

@@ -8,9 +8,9 @@ import keras
 import numpy as np
 import pytest
 from keras import layers
+from oracles import assert_close
 
 import keras_patterns as kp
-from oracles import assert_close
 
 
 def _chain(depth, width, draw, seed=3):

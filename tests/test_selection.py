@@ -7,9 +7,9 @@ import keras
 import numpy as np
 import pytest
 from keras import layers
+from oracles import assert_close, tape_gradient
 
 import keras_patterns as kp
-from oracles import assert_close, tape_gradient
 
 
 @pytest.fixture(scope="module")

@@ -56,9 +56,9 @@ def test_keys_survive_new_layer_names(fitted, tmp_path):
     model, _, path = fitted
     rebuilt = _model()
     rebuilt.set_weights(model.get_weights())
-    assert [l.name for l in rebuilt.layers] != [l.name for l in model.layers]
+    assert [layer.name for layer in rebuilt.layers] != [layer.name for layer in model.layers]
     loaded = kp.load_patterns(path, rebuilt)
-    assert set(loaded) == {l.name for l in rebuilt.layers if hasattr(l, "kernel")}
+    assert set(loaded) == {layer.name for layer in rebuilt.layers if hasattr(layer, "kernel")}
 
 
 def test_refuses_other_architecture(fitted):

@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 from keras import layers
+from oracles import assert_close, select, tape_gradient
 
 import keras_patterns as kp
-from oracles import assert_close, select, tape_gradient
 
 
 def _relu_linear_model(w):

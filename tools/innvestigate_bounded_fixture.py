@@ -42,10 +42,9 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import innvestigate_fixtures as base  # noqa: E402  (disables eager execution, imports innvestigate)
-
 import innvestigate  # noqa: E402
 import innvestigate.backend.checks as ichecks  # noqa: E402
+import innvestigate_fixtures as base  # noqa: E402  (disables eager execution, imports innvestigate)
 import tensorflow as tf  # noqa: E402
 
 LOW, HIGH = -3.0, 3.0

@@ -190,14 +190,14 @@ def build_model(spec: dict) -> tf.keras.Model:
     klayers = tf.keras.layers
     inp = tf.keras.Input(shape=tuple(spec["input_shape"]), name="input")
     if spec["kind"] == "sequential":
-        layers = [getattr(klayers, l["class"])(**l["config"]) for l in spec["layers"]]
+        layers = [getattr(klayers, e["class"])(**e["config"]) for e in spec["layers"]]
         return tf.keras.Sequential([inp] + layers, name="model")
 
     tensors = {"input": inp}
-    for l in spec["layers"]:
-        layer = getattr(klayers, l["class"])(**l["config"])
-        args = [tensors[n] for n in l.get("inputs", [])]
-        tensors[l["config"]["name"]] = layer(args if len(args) > 1 else args[0])
+    for e in spec["layers"]:
+        layer = getattr(klayers, e["class"])(**e["config"])
+        args = [tensors[n] for n in e.get("inputs", [])]
+        tensors[e["config"]["name"]] = layer(args if len(args) > 1 else args[0])
     out = tensors[spec["layers"][-1]["config"]["name"]]
     return tf.keras.Model(inp, out, name="model")
 
@@ -235,9 +235,9 @@ def draw_weights(model: tf.keras.Model, rng: np.random.Generator) -> list[np.nda
 def saved_spec(spec: dict, model: tf.keras.Model) -> dict:
     """The spec with each layer config replaced by tf.keras' full get_config()."""
     layers = []
-    for l in spec["layers"]:
-        entry = dict(l)
-        entry["config"] = model.get_layer(l["config"]["name"]).get_config()
+    for e in spec["layers"]:
+        entry = dict(e)
+        entry["config"] = model.get_layer(e["config"]["name"]).get_config()
         layers.append(entry)
     return {**spec, "layers": layers}
 
@@ -430,7 +430,8 @@ def make_fixture(model_name: str, spec: dict, seed: int, out_dir: str) -> dict:
                 innvestigate.create_analyzer(name, build_model(spec))
                 skipped[f"{name}__raw_softmax_model"] = "accepted (unexpected)"
             except Exception as err:
-                skipped[f"{name}__raw_softmax_model"] = f"{type(err).__name__}: {err}".splitlines()[0]
+                message = f"{type(err).__name__}: {err}".splitlines()[0]
+                skipped[f"{name}__raw_softmax_model"] = message
 
     arrays["analyzers_json"] = np.array(json.dumps(manifest))
     arrays["skipped_json"] = np.array(json.dumps(skipped, indent=0))

@@ -1,6 +1,7 @@
 """Analyzer base classes: model checks, input handling, batching and the compiled function."""
 
 import os
+from typing import Any, Optional, Sequence, Union
 
 import keras
 import numpy as np
@@ -9,39 +10,48 @@ import tensorflow as tf
 from .._warn import warn
 from ..canonize import prepare
 from ..compiled import compiled
-from ..errors import (InvalidInputError, NotAnalyzableModelError, NumericalError,
-                      SubclassedModelError)
-from ..graph import wrap_model
+from ..errors import (
+    InvalidInputError,
+    NotAnalyzableModelError,
+    NumericalError,
+    SubclassedModelError,
+)
+from ..flatten import wrap_model
+from ..graph import EMBEDDING, OPAQUE
 from ..inputs import check_batch_size, in_form, standardize
 from ..kinds import unsupported_error
 from ..patterns.data import features
-from ..reverse import build_reverse_model
-from ..rules import EmbeddingRule, GradientRule
+from ..reverse import EmbeddingReverse, GradientReverse, build_reverse_model
 from ..selection import check_mode, normalize_index
 
 
 class Analyzer:
     """Explains one output of a Keras model.
 
-    Parameters shared by every analyzer:
-        model: a Keras 3 model (Sequential or Functional, nested models allowed), or the
-            path of a saved `.keras` model. It is not modified.
-        neuron_selection_mode: ``"max_activation"`` (default), ``"index"`` or ``"all"``.
+    Args (shared by every analyzer):
+        model: a Keras 3 model (Sequential or Functional, nested models allowed; the
+            gradient family also takes subclassed models), or the path of a saved `.keras`
+            model. It is not modified.
+        neuron_selection_mode: "max_activation" (default: per sample, the largest output),
+            "index" (`analyze(x, neuron_selection=...)`) or "all".
         output_index: which model output to explain when the model has several.
         batch_size: `analyze` processes its input in chunks of this many samples.
         jit_compile: compile the analysis with XLA.
         allow_lambda_layers: a `keras.layers.Lambda` layer computes arbitrary code, so it is
             refused unless this is True (as in iNNvestigate); then it is reversed by its
             gradient (by every method).
+        reverse_verbose, reverse_check_min_max_values, reverse_keep_tensors,
+            reverse_reapply_on_copied_layers, disable_model_checks: iNNvestigate's keywords,
+            accepted so that its code runs unchanged; no effect here (nothing is copied;
+            the model checks are needed for correct numbers).
+        reverse_check_finite: always on here (a non-finite explanation raises
+            `NumericalError`).
+        reverse_project_bottleneck_layers: not needed (PatternNet's signal carries its
+            scale).
+        reverse_clip_values: refused when set (it would change the numbers).
 
-    iNNvestigate's other constructor keywords are accepted so that its code runs
-    unchanged: `reverse_verbose`, `reverse_check_min_max_values`, `reverse_keep_tensors`,
-    `reverse_reapply_on_copied_layers` and `disable_model_checks` have no effect here
-    (nothing is copied; the model checks are needed for correct numbers),
-    `reverse_check_finite` is always on (a non-finite explanation raises
-    `NumericalError`), `reverse_project_bottleneck_layers` is not needed (PatternNet's
-    signal carries its scale) and `reverse_clip_values` is refused when set (it would
-    change the numbers).
+    Raises:
+        NotAnalyzableModelError: a model or layer this method cannot explain, naming it.
     """
 
     name = None
@@ -94,7 +104,7 @@ class Analyzer:
 
     def _adopt(self, graph):
         for node in graph.nodes:
-            if node.role != "opaque":
+            if node.role != OPAQUE:
                 continue
             if isinstance(node.op, keras.layers.Lambda):
                 if not self.allow_lambda_layers:
@@ -143,7 +153,7 @@ class Analyzer:
         out = {}
         for i, t in enumerate(self.graph.inputs):
             for node in self.graph.consumers(t):
-                if node.role == "embedding":
+                if node.role == EMBEDDING:
                     out[i] = min(out.get(i, node.op.input_dim), node.op.input_dim)
         return out
 
@@ -170,21 +180,37 @@ class Analyzer:
 
     # -- analysis -------------------------------------------------------------------------
 
-    def fit(self, *args, disable_no_training_warning=False, **kwargs):
-        """Analyzers without learned state need no fitting: a no-op that returns self and
-        warns, as in iNNvestigate (the pattern analyzers learn their patterns here)."""
+    def fit(self, *args, disable_no_training_warning: bool = False, **kwargs) -> "Analyzer":
+        """Learn what the method needs from data (the pattern analyzers: their patterns).
+
+        Analyzers without learned state need no fitting: this is a no-op that warns, as in
+        iNNvestigate, unless `disable_no_training_warning`.
+
+        Returns:
+            self.
+        """
         if not disable_no_training_warning:
             warn(f"'{self.name}' does not need to be trained; fit() does nothing.",
                  RuntimeWarning)
         return self
 
-    def fit_generator(self, generator, steps=None, steps_per_epoch=None, **kwargs):
-        """`fit` on a generator, as iNNvestigate names it (`steps_per_epoch` or `steps`:
-        the number of batches)."""
+    def fit_generator(self, generator, steps: Optional[int] = None,
+                      steps_per_epoch: Optional[int] = None, **kwargs) -> "Analyzer":
+        """`fit` on a generator, as iNNvestigate names it.
+
+        Args:
+            generator: yields batches (arrays, or (x, y) pairs).
+            steps, steps_per_epoch: the number of batches to read.
+            **kwargs: passed to `fit`.
+
+        Returns:
+            self.
+        """
         return self.fit(generator, steps=steps if steps is not None else steps_per_epoch,
                         **kwargs)
 
-    def analyze(self, X, neuron_selection=None, batch_size=None):
+    def analyze(self, X: Any, neuron_selection: Optional[Union[int, Sequence[int]]] = None,
+                batch_size: Optional[int] = None) -> Any:
         """Explain `X`.
 
         Args:
@@ -266,7 +292,8 @@ class Analyzer:
 class ReverseAnalyzer(Analyzer):
     """An analyzer that propagates a signal back through a reverse model.
 
-    Subclasses choose the start signal (`start`) and the rule of each node (`rule_for`).
+    Subclasses choose the start signal (`start`) and the reverse layer of each node
+    (`reverse_layer_for`).
     """
 
     #: Start value at the selected output: "one" (gradient family) or "value" (y).
@@ -280,11 +307,11 @@ class ReverseAnalyzer(Analyzer):
         self._reverse_model = None
         self._function = None
 
-    def rule_for(self, node):
-        """The reverse layer of one forward node."""
-        if node.role == "embedding":
-            return EmbeddingRule(node)
-        return GradientRule(node)
+    def reverse_layer_for(self, node):
+        """The reverse layer of one forward node (by default: its gradient)."""
+        if node.role == EMBEDDING:
+            return EmbeddingReverse(node)
+        return GradientReverse(node)
 
     def _reverse_mode(self):
         return self.neuron_selection_mode
@@ -295,7 +322,7 @@ class ReverseAnalyzer(Analyzer):
         if self._reverse_model is None:
             self._reverse_model = build_reverse_model(
                 self.graph,
-                self.rule_for,
+                self.reverse_layer_for,
                 self._reverse_mode(),
                 self.start,
                 name=f"{self.name}_reverse_model".replace(".", "_"),
@@ -322,11 +349,6 @@ class ReverseAnalyzer(Analyzer):
         xs = [tf.convert_to_tensor(x) for x in xs]
         idx = tf.zeros((len(xs[0]),), tf.int32) if index is None else tf.constant(index)
         return fn(xs, idx)
-
-
-def float_inputs(graph):
-    """Indices of graph inputs that are floating point (token inputs are not)."""
-    return [i for i, t in enumerate(graph.inputs) if "float" in str(t.dtype)]
 
 
 def load_model_argument(model):

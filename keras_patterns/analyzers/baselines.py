@@ -18,8 +18,13 @@ class InputAnalyzer(Analyzer):
 
 
 class RandomAnalyzer(Analyzer):
-    """Gaussian noise N(0, stddev^2) shaped like the input (baseline). With a `seed`, the
-    same sample gets the same noise in every call, whatever its batch or position."""
+    """Gaussian noise N(0, stddev^2) shaped like the input (baseline).
+
+    Args:
+        stddev: the noise's standard deviation.
+        seed: with a seed, the same sample gets the same noise in every call, whatever its
+            batch or position; None: fresh noise every call.
+    """
 
     explains_any_layer = True
     name = "random"

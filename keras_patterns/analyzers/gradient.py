@@ -6,19 +6,28 @@ All start the reverse pass with 1 at the selected output (paper appendix A.1).
 import numpy as np
 import tensorflow as tf
 
-from ..errors import InvalidInputError, NotAnalyzableModelError
 from ..compiled import compiled
+from ..errors import InvalidInputError, NotAnalyzableModelError
+from ..graph import EMBEDDING
 from ..noise import normal_copies, sample_keys
-from ..rules import EmbeddingTimesInputRule
-from .base import ReverseAnalyzer, float_inputs
+from ..reverse import EmbeddingTimesInputReverse
+from .base import ReverseAnalyzer
 
-_POSTPROCESS = (None, "abs", "square")
+_POSTPROCESS = {None: lambda g: g, "abs": tf.abs, "square": tf.square}
+
+
+def postprocessing(postprocess):
+    """The function of a `postprocess=` option: None, "abs" or "square"."""
+    if postprocess not in _POSTPROCESS:
+        raise ValueError(f"postprocess={postprocess!r} is not one of None, 'abs', 'square'.")
+    return _POSTPROCESS[postprocess]
 
 
 class Gradient(ReverseAnalyzer):
     """Gradient of the selected output with respect to the input (saliency map).
 
-    postprocess: None, "abs" or "square" applied to the gradient.
+    Args:
+        postprocess: None, "abs" or "square", applied to the gradient.
     """
 
     explains_any_layer = True
@@ -26,19 +35,12 @@ class Gradient(ReverseAnalyzer):
     description = "gradient of the selected output w.r.t. the input (saliency)"
 
     def __init__(self, model, postprocess=None, **kwargs):
-        if postprocess not in _POSTPROCESS:
-            raise ValueError(
-                f"postprocess={postprocess!r} is not one of None, 'abs', 'square'."
-            )
+        self._post = postprocessing(postprocess)
         self.postprocess = postprocess
         super().__init__(model, **kwargs)
 
     def _postprocess(self, xs, explanations):
-        if self.postprocess == "abs":
-            return [tf.abs(e) for e in explanations]
-        if self.postprocess == "square":
-            return [tf.square(e) for e in explanations]
-        return explanations
+        return [self._post(e) for e in explanations]
 
 
 class InputTimesGradient(ReverseAnalyzer):
@@ -48,15 +50,14 @@ class InputTimesGradient(ReverseAnalyzer):
     name = "input_t_gradient"
     description = "input times gradient"
 
-    def rule_for(self, node):
-        if node.role == "embedding":
-            return EmbeddingTimesInputRule(node)
-        return super().rule_for(node)
+    def reverse_layer_for(self, node):
+        if node.role == EMBEDDING:
+            return EmbeddingTimesInputReverse(node)
+        return super().reverse_layer_for(node)
 
     def _postprocess(self, xs, explanations):
-        floats = set(float_inputs(self.graph))
-        return [e * tf.cast(x, e.dtype) if i in floats else e
-                for i, (x, e) in enumerate(zip(xs, explanations))]
+        return [e * tf.cast(x, e.dtype) if t.is_floating else e
+                for t, x, e in zip(self.graph.inputs, xs, explanations)]
 
 
 class _AveragedGradient(ReverseAnalyzer):
@@ -76,7 +77,7 @@ class _AveragedGradient(ReverseAnalyzer):
         super().__init__(model, **kwargs)
 
     def _check_model(self, graph):
-        ints = [t.name for i, t in enumerate(graph.inputs) if i not in float_inputs(graph)]
+        ints = [t.name for t in graph.inputs if not t.is_floating]
         if ints:
             raise NotAnalyzableModelError(
                 f"'{self.name}' modifies the input values, which is undefined for the "
@@ -151,11 +152,13 @@ class _AveragedGradient(ReverseAnalyzer):
 class SmoothGrad(_AveragedGradient):
     """Mean gradient over `augment_by_n` noisy copies x + N(0, noise_scale^2) of the input.
 
-    noise_scale: standard deviation of the Gaussian noise (in input units).
-    postprocess: None, "abs" or "square", applied to each gradient before averaging.
-    seed: seed of the noise. With a seed, the same sample gets the same noise (and the
-        same explanation) in every call, whatever the batch it is in or its position there;
-        None: a fresh draw each call.
+    Args:
+        augment_by_n: the number of noisy copies of each sample.
+        noise_scale: standard deviation of the Gaussian noise (in input units).
+        postprocess: None, "abs" or "square", applied to each gradient before averaging.
+        seed: seed of the noise. With a seed, the same sample gets the same noise (and the
+            same explanation) in every call, whatever the batch it is in or its position
+            there; None: a fresh draw each call.
     """
 
     name = "smoothgrad"
@@ -165,8 +168,7 @@ class SmoothGrad(_AveragedGradient):
                  **kwargs):
         if not isinstance(augment_by_n, int) or augment_by_n < 1:
             raise ValueError(f"augment_by_n must be a positive int, got {augment_by_n!r}.")
-        if postprocess not in _POSTPROCESS:
-            raise ValueError(f"postprocess={postprocess!r} is not one of None, 'abs', 'square'.")
+        self._post = postprocessing(postprocess)
         self.augment_by_n = augment_by_n
         self.noise_scale = float(noise_scale)
         self.postprocess = postprocess
@@ -182,11 +184,7 @@ class SmoothGrad(_AveragedGradient):
         return x[None] + noise
 
     def _per_copy(self, gradient):
-        if self.postprocess == "abs":
-            return tf.abs(gradient)
-        if self.postprocess == "square":
-            return tf.square(gradient)
-        return gradient
+        return self._post(gradient)
 
 
 class IntegratedGradients(_AveragedGradient):
@@ -194,7 +192,14 @@ class IntegratedGradients(_AveragedGradient):
 
     The points are x_ref + (k/steps) (x - x_ref), k = 0..steps-1: the left Riemann sum of
     the path integral, as in iNNvestigate, so its numbers are reproduced.
-    reference_inputs: a scalar or an array broadcastable to one sample (default 0).
+
+    Args:
+        reference_inputs: x_ref: a scalar or an array broadcastable to one sample (default
+            0); a list with one per input for a model with several.
+        steps: the number of points on the path.
+
+    Raises:
+        InvalidInputError: a reference of the wrong shape (naming the input) or with NaN.
     """
 
     name = "integrated_gradients"
@@ -216,7 +221,7 @@ class IntegratedGradients(_AveragedGradient):
         if len(refs) != n:
             raise InvalidInputError(
                 f"reference_inputs has {len(refs)} entries for the model's {n} input(s).")
-        for i, (ref, t) in enumerate(zip(refs, graph.inputs)):
+        for ref, t in zip(refs, graph.inputs):
             sample, shape = tuple(t.shape[1:]), np.shape(ref)
             if len(shape) == len(sample) + 1 and shape[0] == 1:
                 shape = shape[1:]  # one sample with its batch axis

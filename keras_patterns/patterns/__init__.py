@@ -1,10 +1,11 @@
 """Patterns (paper section 4): estimators, the fitting pass and storage."""
 
-from .estimators import PATTERN_TYPES
-from .fit import Patterns, compute_patterns
+from .estimators import ESTIMATORS, PATTERN_TYPES, estimator
+from .fit import compute_patterns
+from .patterns import Patterns
 from .storage import PatternFileError, load_patterns, patterns_path, save_patterns
 
 __all__ = [
-    "PATTERN_TYPES", "Patterns", "PatternFileError", "compute_patterns", "load_patterns",
-    "patterns_path", "save_patterns",
+    "ESTIMATORS", "PATTERN_TYPES", "Patterns", "PatternFileError", "compute_patterns",
+    "estimator", "load_patterns", "patterns_path", "save_patterns",
 ]

@@ -1,27 +1,25 @@
-"""Signal estimators (paper section 4): from statistics and weights to patterns.
+"""Signal estimators (paper section 4.2): from statistics and weights to patterns.
 
 Every pattern is normalised so that w_j^T a_j = 1 for each neuron j: the signal estimate
-S(x) = a w^T x then reproduces the neuron's output, w^T S(x) = y.
+S(x) = a w^T x then reproduces the neuron's output, w^T S(x) = y. One small class per
+estimator, declaring what it needs and returns, and one line in `ESTIMATORS`:
 
-- ``relu`` (S_a+-, default): a_+ = cov_+[x, y] / w^T cov_+[x, y], the covariance taken within
-  the positive regime (E_+[xy] - E_+[x] E_+[y]); a_- the same within the negative regime,
-  estimated where that regime's statistics were gathered (see `fit.kernel_regimes`).
-- ``relu.eq8``: the paper's Eq. (8) literally, with E[y] over all samples in place of
-  E_+[y]. It differs from ``relu`` when the distractor has a non-zero mean; kept to
-  reproduce published numbers.
-- ``linear`` (S_a): a = cov[x, y] / sigma_y^2 over all samples (= cov / w^T cov).
-- ``filter`` (S_w): a = w / w^T w. No fitting.
-- ``random``: a random direction scaled so that w^T a = 1. No fitting; seeded.
+- `TwoComponent` ("relu", S_a+-, the default): a_+ = cov_+[x, y] / w^T cov_+[x, y], the
+  covariance taken within the positive regime (E_+[xy] - E_+[x] E_+[y]); a_- the same within
+  the negative regime, estimated where that regime's statistics were gathered (see
+  `fit.kernel_regimes`).
+- `TwoComponentEq8` ("relu.eq8"): the paper's Eq. (8) literally, with E[y] over all samples
+  in place of E_+[y]. It differs from "relu" when the distractor has a non-zero mean; kept
+  to reproduce published numbers (see docs/design.md).
+- `Linear` ("linear", S_a): a = cov[x, y] / sigma_y^2 over all samples (= cov / w^T cov).
+- `Filter` ("filter", S_w): a = w / w^T w. No fitting.
+- `Random` ("random"): a random direction scaled so that w^T a = 1. No fitting; seeded.
 
 A neuron without observations in a regime, or whose covariance with the input vanishes
 there, gets a zero pattern in that regime; such neurons are counted.
 """
 
 import numpy as np
-
-RELU_TYPES = ("relu", "relu.eq8")
-FITTED_TYPES = RELU_TYPES + ("linear",)
-PATTERN_TYPES = FITTED_TYPES + ("filter", "random")
 
 
 def _per_neuron(kmap, tensor):
@@ -49,46 +47,109 @@ def _covariance(kmap, s):
     return s["c_xy"] * _to_kernel(kmap, np.where(n > 0, 1.0 / np.maximum(n, 1), 0.0))
 
 
-def estimate(pattern_type, kmap, w, stats=None, rng=None):
-    """Patterns of one kernel map.
+class Estimator:
+    """A signal estimator. `estimate(kmap, w, stats, rng)` -> (patterns, dead): patterns
+    maps the names in `arrays` to float64 arrays shaped like `w` (those of the regimes the
+    statistics hold); dead counts the neurons that got a zero pattern."""
 
-    Returns (patterns, dead): patterns maps "a_plus"/"a_minus" (relu types) or "a" (others)
-    to float64 arrays shaped like `w`; dead counts the neurons that got a zero pattern.
-    """
-    w = np.asarray(w, np.float64)
-    if pattern_type == "filter":
+    name = None
+    #: whether it needs data (`fit`)
+    fitted = True
+    #: the pattern arrays of a layer
+    arrays = ("a",)
+    #: the regimes whose kernel-shaped statistics it needs ("plus"/"minus": split by the
+    #: sign of the pre-activation; "all": every observation)
+    regimes = ("all",)
+    #: whether it needs the regimes' input means E_r[x]
+    needs_mean_x = False
+
+    @property
+    def two_component(self):
+        """Whether it estimates one pattern per regime (a_plus, a_minus)."""
+        return self.arrays == ("a_plus", "a_minus")
+
+    def estimate(self, kmap, w, stats=None, rng=None):
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class Filter(Estimator):
+    name = "filter"
+    fitted = False
+    regimes = ()
+
+    def estimate(self, kmap, w, stats=None, rng=None):
         a, ok = _normalise(kmap, w, w, np.ones(kmap.output_channels, bool))
         return {"a": a}, int((~ok).sum())
-    if pattern_type == "random":
+
+
+class Random(Estimator):
+    name = "random"
+    fitted = False
+    regimes = ()
+
+    def estimate(self, kmap, w, stats=None, rng=None):
         rng = rng or np.random.default_rng(0)
-        a, ok = _normalise(kmap, w, rng.normal(size=w.shape), np.ones(kmap.output_channels, bool))
+        a, ok = _normalise(kmap, w, rng.normal(size=w.shape), np.ones(kmap.output_channels,
+                                                                       bool))
         return {"a": a}, int((~ok).sum())
-    if pattern_type == "linear":
+
+
+class Linear(Estimator):
+    name = "linear"
+
+    def estimate(self, kmap, w, stats=None, rng=None):
         both = stats["all"]
         a, ok = _normalise(kmap, w, _covariance(kmap, both), both["n"] > 1)
         return {"a": a}, int((~ok).sum())
-    plus, minus = stats["plus"], stats["minus"]
-    if pattern_type == "relu":
-        out = {}
-        out["a_plus"], ok = _normalise(kmap, w, _covariance(kmap, plus), plus["n"] > 1)
-        if "c_xy" in minus:  # estimated where the negative regime is used (see fit)
-            out["a_minus"], _ = _normalise(kmap, w, _covariance(kmap, minus), minus["n"] > 1)
+
+
+class TwoComponent(Estimator):
+    name = "relu"
+    arrays = ("a_plus", "a_minus")
+    regimes = ("plus", "minus")
+
+    def direction(self, kmap, stats, regime):
+        """The unnormalised pattern of one regime, and which neurons have one."""
+        s = stats[regime]
+        return _covariance(kmap, s), s["n"] > 1
+
+    def estimate(self, kmap, w, stats=None, rng=None):
+        out, ok = {}, None
+        for name, regime in zip(self.arrays, self.regimes):
+            if "c_xy" not in stats[regime]:
+                continue  # not gathered (a regime that never passes a signal)
+            direction, valid = self.direction(kmap, stats, regime)
+            out[name], ok_r = _normalise(kmap, w, direction, valid)
+            if regime == "plus":
+                ok = ok_r
         return out, int((~ok).sum())
-    if pattern_type == "relu.eq8":
+
+
+class TwoComponentEq8(TwoComponent):
+    name = "relu.eq8"
+    needs_mean_x = True
+
+    def direction(self, kmap, stats, regime):
+        plus, minus, s = stats["plus"], stats["minus"], stats[regime]
         n = plus["n"] + minus["n"]
         mean_y = np.where(n > 0, (plus["n"] * plus["mean_y"] + minus["n"] * minus["mean_y"])
                           / np.maximum(n, 1), 0.0)
-        out = {}
-        for name, s in (("a_plus", plus), ("a_minus", minus)):
-            if "c_xy" not in s:
-                continue
-            # E_r[xy] - E_r[x] E[y] = cov_r + E_r[x] (E_r[y] - E[y])
-            shift = _to_kernel(kmap, s["mean_y"] - mean_y)
-            direction = _covariance(kmap, s) + s["mean_x"] * shift
-            out[name], ok_r = _normalise(kmap, w, direction, s["n"] > 0)
-            if name == "a_plus":
-                ok = ok_r
-        return out, int((~ok).sum())
-    raise ValueError(
-        f"pattern_type={pattern_type!r} is not one of {', '.join(map(repr, PATTERN_TYPES))}."
-    )
+        # E_r[xy] - E_r[x] E[y] = cov_r + E_r[x] (E_r[y] - E[y])
+        shift = _to_kernel(kmap, s["mean_y"] - mean_y)
+        return _covariance(kmap, s) + s["mean_x"] * shift, s["n"] > 0
+
+
+#: pattern type -> estimator class
+ESTIMATORS = {cls.name: cls for cls in (TwoComponent, TwoComponentEq8, Linear, Filter, Random)}
+PATTERN_TYPES = tuple(ESTIMATORS)
+
+
+def estimator(pattern_type):
+    """The estimator of a pattern type ("relu", "relu.eq8", "linear", "filter", "random")."""
+    if pattern_type not in ESTIMATORS:
+        raise ValueError(f"pattern_type={pattern_type!r} is not one of "
+                         f"{', '.join(map(repr, PATTERN_TYPES))}.")
+    return ESTIMATORS[pattern_type]()

@@ -1,5 +1,6 @@
-"""Stable identity of a model's kernel maps: keys that survive Keras' automatic layer names,
-and fingerprints of the architecture and of the weights."""
+"""Identity of a model's kernel maps: the key of each map's patterns, keys that survive
+Keras' automatic layer names, fingerprints of the architecture and of the weights, and a
+cheap sampled checksum of the weights."""
 
 import hashlib
 
@@ -7,18 +8,36 @@ import numpy as np
 import tensorflow as tf
 
 
-def layout(graph, keys):
+def pattern_keys(graph):
+    """A key per kernel node: the layer name (plus the kernel attribute for the two halves of a
+    separable convolution). Calls of one shared layer share the key and the pattern."""
+    keys, owner = {}, {}
+    for node in graph.kernel_nodes():
+        kmap = node.kernel_map
+        base = node.op.name
+        # a shared layer folded with different BatchNormalizations maps differently per call
+        who = (id(node.op), id(getattr(kmap, "batchnorm", None)))
+        if owner.setdefault(base, who) != who:
+            base = "/".join(node.source.split("/")[:-1] + [node.op.name])
+            if getattr(kmap, "batchnorm", None) is not None:
+                base = f"{base}+{kmap.batchnorm.name}"
+        keys[node] = base if kmap.attr == "kernel" else f"{base}.{kmap.attr}"
+    return keys
+
+
+def layout(graph, keys=None):
     """[(stable key, pattern key, kernel map)] in graph order, one entry per kernel map.
 
-    `keys` maps kernel nodes to pattern keys (`fit.pattern_keys`)."""
+    `keys` maps kernel nodes to pattern keys (`pattern_keys`, the default)."""
+    keys = pattern_keys(graph) if keys is None else keys
     seen, out = set(), []
     for node, key in keys.items():
         if key in seen:
             continue
         seen.add(key)
-        kmap = node.info["kernel_map"]
+        kmap = node.kernel_map
         stable = f"{len(out):04d}_{type(node.op).__name__}_{kmap.attr}"
-        if "batchnorm_name" in node.info:
+        if node.batchnorm is not None:
             stable += "_bn"
         out.append((stable, key, kmap))
     return out

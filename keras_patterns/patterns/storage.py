@@ -12,19 +12,30 @@ mismatch: another architecture, other weights, a newer format, a damaged or trun
 """
 
 import os
+from typing import Optional, Union
 
+import keras
 import numpy as np
 
 from ..errors import PatternFileError
+from ..version import __version__
 from .files import atomic_h5, checked_h5
-from .fit import Patterns, pattern_keys, prepare_graph
+from .fit import prepare_graph
 from .identity import fingerprints, layout
+from .patterns import Patterns, check_fit
 
 FORMAT_VERSION = 1
 
 
-def patterns_path(model_path):
-    """The patterns file beside a model file: `vgg16.keras` -> `vgg16.patterns.h5`."""
+def patterns_path(model_path: Union[str, os.PathLike]) -> str:
+    """The patterns file beside a model file.
+
+    Args:
+        model_path: e.g. "vgg16.keras" (or .weights.h5, .h5, .hdf5, any other name).
+
+    Returns:
+        "vgg16.patterns.h5".
+    """
     path = os.fspath(model_path)
     for suffix in (".weights.h5", ".keras", ".h5", ".hdf5"):
         if path.endswith(suffix):
@@ -35,29 +46,38 @@ def patterns_path(model_path):
 DTYPES = (None, "float32", "float64")
 
 
-def check_finite(patterns, where):
-    """Raise PatternFileError if a pattern holds NaN or inf (naming layer and array)."""
+def save_patterns(patterns: Patterns, path: Union[str, os.PathLike],
+                  dtype: Optional[str] = None) -> str:
+    """Write `patterns` to `path` atomically (a temporary file in the same folder, then a
+    rename).
+
+    Args:
+        patterns: `Patterns` (`compute_patterns`, `analyzer.patterns`).
+        path: the file, by convention `patterns_path(model_file)`.
+        dtype: None (default) stores the arrays as they are, so that `load_patterns`
+            returns exactly `patterns` (`compute_patterns` returns float64); "float32"
+            halves the file (and `load_patterns` then returns float32).
+
+    Returns:
+        The path.
+
+    Raises:
+        PatternFileError: non-finite patterns, patterns without a fingerprint, or a folder
+            that does not exist or cannot be written (naming `path`).
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}.")
+    path = os.fspath(path)
+    if patterns.fingerprint is None:
+        raise PatternFileError(
+            f"save_patterns('{path}'): these patterns know no model fingerprint (a pattern "
+            "list); fit them (compute_patterns) to save them.")
     for key in patterns:
         for name, a in patterns[key].items():
             if not np.all(np.isfinite(a)):
                 raise PatternFileError(
-                    f"{where}: pattern '{name}' of layer '{key}' holds NaN or inf; refit the "
-                    "patterns on finite data.")
-
-
-def save_patterns(patterns, path, dtype=None):
-    """Write `patterns` to `path` atomically (temporary file, then rename); returns path.
-
-    dtype: None (default) stores the arrays as they are, so that `load_patterns` returns
-        exactly `patterns` (`compute_patterns` returns float64); "float32" halves the file
-        (and `load_patterns` then returns float32).
-    """
-    from .. import __version__
-
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}.")
-    path = os.fspath(path)
-    check_finite(patterns, f"save_patterns('{path}')")
+                    f"save_patterns('{path}'): pattern '{name}' of layer '{key}' holds NaN or "
+                    "inf; refit the patterns on finite data.")
     arch, weights = patterns.fingerprint
     with atomic_h5(path, PatternFileError) as f:
         f.attrs["format_version"] = FORMAT_VERSION
@@ -80,11 +100,23 @@ def save_patterns(patterns, path, dtype=None):
     return path
 
 
-def load_patterns(path, model):
-    """Read patterns saved for `model`; refuses files of other models (see module doc)."""
+def load_patterns(path: Union[str, os.PathLike], model: keras.Model) -> Patterns:
+    """Read patterns saved for `model`.
+
+    Args:
+        path: a file written by `save_patterns`.
+        model: the Keras model they were fitted for.
+
+    Returns:
+        `Patterns`, the arrays in the dtype they were stored in.
+
+    Raises:
+        PatternFileError: naming the file and the problem: missing, damaged or truncated,
+            a newer format, another architecture, other weights (refit), NaN or inf.
+    """
     path = os.fspath(path)
     graph = prepare_graph(model)
-    entries = layout(graph, pattern_keys(graph))
+    entries = layout(graph)
     arch, weights = fingerprints(entries)
     with checked_h5(path, "Patterns file", FORMAT_VERSION, (arch, weights),
                     PatternFileError) as f:
@@ -93,21 +125,15 @@ def load_patterns(path, model):
             raise PatternFileError(f"Patterns file '{path}' is incomplete (truncated write).")
         arrays, counts, dead, names = {}, {}, {}, {}
         try:
-            for stable, key, kmap in entries:
+            for stable, key, _ in entries:
                 g = f["layers"][stable]
                 arrays[key] = {n: g[n][()] for n in g if not n.startswith("count_")}
                 counts[key] = {n[6:]: g[n][()] for n in g if n.startswith("count_")}
                 dead[key] = int(g.attrs["dead"])
                 names[key] = str(g.attrs["layer_name"])
-                for n, a in arrays[key].items():
-                    if a.shape != tuple(kmap.kernel.shape):
-                        raise PatternFileError(
-                            f"Patterns file '{path}': '{n}' of layer '{key}' has shape "
-                            f"{a.shape}, the kernel {tuple(kmap.kernel.shape)}.")
         except (KeyError, OSError) as e:
             raise PatternFileError(f"Patterns file '{path}' is damaged ({e}).") from None
-    patterns = Patterns(str(attrs["pattern_type"]), arrays, int(attrs["n_samples"]), counts,
+    check_fit(arrays, entries, f"Patterns file '{path}'")
+    return Patterns(str(attrs["pattern_type"]), arrays, int(attrs["n_samples"]), counts,
                         dead, names, {stable: key for stable, key, _ in entries},
                         (arch, weights))
-    check_finite(patterns, f"Patterns file '{path}'")
-    return patterns

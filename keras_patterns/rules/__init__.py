@@ -1,15 +1,7 @@
-"""Propagation rules, one small reverse-layer class each."""
+"""LRP rules (`lrp`: one small class each and the `RULES` registry) and composites of them
+(`composite`: which rule at which layer, and the named presets)."""
 
-from .base import GradientRule, ReverseLayer, vjp
-from .embedding import EmbeddingRule, EmbeddingTimesInputRule
-from .signal import DeconvnetReLURule, GuidedReLURule
+from .composite import PRESETS, Composite
+from .lrp import RULES, Rule, register, rule_from
 
-__all__ = [
-    "ReverseLayer",
-    "vjp",
-    "GradientRule",
-    "DeconvnetReLURule",
-    "GuidedReLURule",
-    "EmbeddingRule",
-    "EmbeddingTimesInputRule",
-]
+__all__ = ["Composite", "PRESETS", "RULES", "Rule", "register", "rule_from"]

@@ -17,12 +17,12 @@ bias b', and returns x' * f^T(W'; r / stab(z')) with z' = f(x'; W') + b'. Notati
 A new rule is one small class with a `relevance(layer, r)` method plus one line in `RULES`.
 """
 
-import fnmatch
+import functools
 
 import numpy as np
 import tensorflow as tf
 
-from .base import vjp
+from ..vjp import vjp
 
 #: Stabiliser of the rules without an epsilon of their own (z, w², flat, alpha-beta, ...): the
 #: value a zero denominator is replaced by (iNNvestigate's, Keras' `epsilon()`).
@@ -68,7 +68,7 @@ def negative(t):
     return tf.minimum(t, tf.zeros_like(t))
 
 
-class LinearLayer:
+class LayerView:
     """What a rule sees of one linear layer at one batch: input x, output z = f(x; W) + b.
 
     kmap: a kernel map (`kernels.py`) or any object with `kernel`, `bias`, `apply(v, kernel)`
@@ -312,28 +312,40 @@ class Pass(Rule):
         return r
 
 
-# Rule names (iNNvestigate's spellings are accepted too, see `rule_from`).
+#: Rule names -> factories (a Rule class, or a partial of one with its fixed settings; the
+#: remaining parameters stay keywords: RULES["epsilon_ib"](epsilon=0.1)). Every name is also
+#: an analyzer, "lrp.<name>" ("_ib" spelt "_IB", as iNNvestigate does). iNNvestigate's rule
+#: spellings are accepted too (`rule_from`). A new rule: one class and one `register` line.
 RULES = {
     "z": Z,
-    "z_ib": lambda: Z(bias=False),
+    "z_ib": functools.partial(Z, bias=False),
     "epsilon": Epsilon,
-    "epsilon_ib": lambda epsilon=EPSILON: Epsilon(epsilon, bias=False),
+    "epsilon_ib": functools.partial(Epsilon, bias=False),
     "gamma": Gamma,
     "w_square": WSquare,
     "flat": Flat,
     "alpha_beta": AlphaBeta,
-    "alpha_beta_ib": lambda alpha=None, beta=None: AlphaBeta(alpha, beta, bias=False),
-    "alpha_2_beta_1": lambda: AlphaBeta(2.0, 1.0),
-    "alpha_2_beta_1_ib": lambda: AlphaBeta(2.0, 1.0, bias=False),
-    "alpha_1_beta_0": lambda: AlphaBeta(1.0, 0.0),
-    "alpha_1_beta_0_ib": lambda: AlphaBeta(1.0, 0.0, bias=False),
+    "alpha_beta_ib": functools.partial(AlphaBeta, bias=False),
+    "alpha_2_beta_1": functools.partial(AlphaBeta, 2.0, 1.0),
+    "alpha_2_beta_1_ib": functools.partial(AlphaBeta, 2.0, 1.0, bias=False),
+    "alpha_1_beta_0": functools.partial(AlphaBeta, 1.0, 0.0),
+    "alpha_1_beta_0_ib": functools.partial(AlphaBeta, 1.0, 0.0, bias=False),
     "z_plus": ZPlus,
     "z_plus_fast": ZPlusFast,
     "bounded": Bounded,
 }
 
 
-def _normal(name):
+def register(name, factory):
+    """Make a rule available by name: `rule="name"` in composites and the analyzer
+    "lrp.<name>". `factory` is a Rule class (or a partial of one)."""
+    if not (isinstance(name, str) and name):
+        raise ValueError(f"A rule name must be a non-empty string, got {name!r}.")
+    RULES[name] = factory
+    return factory
+
+
+def normal_name(name):
     """'Alpha2Beta1IgnoreBias', 'alpha_2_beta_1_IB', 'alpha-2-beta-1-ib' -> one spelling."""
     key = name.lower().replace("_", "").replace("-", "").replace(".", "")
     if key.endswith("ignorebias"):
@@ -341,7 +353,10 @@ def _normal(name):
     return key
 
 
-_BY_NORMAL = {_normal(k): v for k, v in RULES.items()}
+def factory(name):
+    """The registered factory of a rule name in any accepted spelling, or None."""
+    key = normal_name(name)
+    return next((f for n, f in RULES.items() if normal_name(n) == key), None)
 
 
 def rule_from(spec):
@@ -351,11 +366,10 @@ def rule_from(spec):
         return spec
     if isinstance(spec, type) and issubclass(spec, Rule):
         return spec()
-    if isinstance(spec, tuple) and len(spec) == 2 and all(
-            isinstance(v, (int, float)) for v in spec):
+    if is_bounds(spec):
         return Bounded(*spec)
     if isinstance(spec, str):
-        make = _BY_NORMAL.get(_normal(spec))
+        make = factory(spec)
         if make is not None:
             return make()
     raise ValueError(
@@ -363,19 +377,7 @@ def rule_from(spec):
         "keras_patterns.rules.lrp.Rule, or a (low, high) tuple for the bounded rule.")
 
 
-def matches(selector, name, layer, position, n_positions):
-    """Whether a composite selector picks a layer: a glob on the layer name, a Keras layer
-    class, an int position among the model's layers (negative counts from the end) or a
-    function of the layer."""
-    if isinstance(selector, str):
-        short = name.rsplit("/", 1)[-1]
-        return fnmatch.fnmatchcase(name, selector) or fnmatch.fnmatchcase(short, selector)
-    if isinstance(selector, type):
-        return isinstance(layer, selector)
-    if isinstance(selector, int) and not isinstance(selector, bool):
-        return position is not None and position == selector % n_positions
-    if callable(selector):
-        return bool(selector(layer))
-    raise ValueError(
-        f"A composite selector must be a name pattern, a layer class, an int position or a "
-        f"function of the layer; got {selector!r}.")
+def is_bounds(spec):
+    """(low, high) numbers: the bounded rule's input range."""
+    return isinstance(spec, tuple) and len(spec) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec)

@@ -11,10 +11,10 @@ nodes, the signals coming back from them are summed.
 import keras
 import tensorflow as tf
 
+from .._keras import Untracked
+from ..graph import UniqueNames
+from ..selection import NeuronSelection
 from . import scaled as scaled_signals
-from .graph import UniqueNames
-from .rules.base import _Holder
-from .selection import NeuronSelection
 
 
 class ForwardLayer(keras.layers.Layer):
@@ -27,12 +27,12 @@ class ForwardLayer(keras.layers.Layer):
             autocast=False,
             **kwargs,
         )
-        self._node_holder = _Holder(node)
+        self._node = Untracked(node)
         self.built = True
 
     @property
     def node(self):
-        return self._node_holder.value
+        return self._node.value
 
     def call(self, tensors):
         return list(self.node.forward(list(tensors)))
@@ -104,7 +104,7 @@ class _Plain:
 
 
 class _Scaled(_Plain):
-    """Signals with a per-sample scale (see `keras_patterns.scaled`): renormalised after
+    """Signals with a per-sample scale (see `reverse.scaled`): renormalised after
     the reverse layers that change magnitudes (`ReverseLayer.rescales`) and where branches
     meet."""
 
@@ -137,12 +137,13 @@ class _Scaled(_Plain):
         return self.named(scaled_signals.Unscale(name="unscale"))(list(pair))
 
 
-def build_reverse_model(graph, rule_for, mode, start, name="reverse_model", scaled=False):
+def build_reverse_model(graph, reverse_layer_for, mode, start, name="reverse_model",
+                        scaled=False):
     """Build the reverse model of `graph` (one output).
 
-    `rule_for(node)` returns the reverse layer for a node; `mode` is the neuron selection
+    `reverse_layer_for(node)` returns the reverse layer for a node; `mode` is the neuron selection
     mode and `start` is ``"one"`` (gradient family) or ``"value"`` (the output value y).
-    `scaled` carries the signal with a per-sample scale (see `keras_patterns.scaled`; for
+    `scaled` carries the signal with a per-sample scale (see `reverse.scaled`; for
     reverse passes that are linear in the signal).
     """
     (output,) = graph.outputs
@@ -193,7 +194,7 @@ def build_reverse_model(graph, rule_for, mode, start, name="reverse_model", scal
         rs, log_c = signals.common(pairs)
         xs = [values[t.index] for t in node.inputs]
         ys = [values[t.index] for t in node.outputs]
-        layer = named(rule_for(node))
+        layer = named(reverse_layer_for(node))
         r_ins = layer(xs + ys + rs + [values[t.index] for t in layer.context])
         for t, r in zip(node.inputs, r_ins):
             arriving.setdefault(t.index, []).append(signals.after(layer, r, log_c))

@@ -5,40 +5,37 @@ without a negative slope); other activations are refused. The reverse pass start
 the selected output, like the gradient, so that Guided Backprop is not scaled by the logit.
 """
 
-from ..rules import DeconvnetReLURule, GuidedReLURule
+from ..reverse import DeconvnetReverse, GuidedReverse
 from .base import ReverseAnalyzer
 
 
-class _RectifierSignal(ReverseAnalyzer):
-    relu_rule = None
+class _Rectifier(ReverseAnalyzer):
+    rectifier_reverse = None
 
     def _check_model(self, graph):
-        for node in graph.nodes:
-            if node.role == "activation" and node.info["family"] not in ("relu", "linear"):
-                self._refuse(
-                    node,
-                    f"it has a {node.info['activation_name']} activation, and {self.name} is "
-                    "defined "
-                    "only for rectifier (ReLU) networks. Use 'gradient' for this model.",
-                )
+        node = graph.first_non_rectifier()
+        if node is not None:
+            self._refuse(node, f"it has a {node.activation} activation, and {self.name} is "
+                               "defined only for rectifier (ReLU) networks. Use 'gradient' for "
+                               "this model.")
 
-    def rule_for(self, node):
-        if node.role == "activation" and node.info["family"] == "relu":
-            return self.relu_rule(node)
-        return super().rule_for(node)
+    def reverse_layer_for(self, node):
+        if node.is_rectifier:
+            return self.rectifier_reverse(node)
+        return super().reverse_layer_for(node)
 
 
-class Deconvnet(_RectifierSignal):
+class Deconvnet(_Rectifier):
     """DeConvNet: at rectifiers, pass the signal where it is positive (ignores the forward)."""
 
     name = "deconvnet"
     description = "DeConvNet: signal passed where positive at each rectifier"
-    relu_rule = DeconvnetReLURule
+    rectifier_reverse = DeconvnetReverse
 
 
-class GuidedBackprop(_RectifierSignal):
+class GuidedBackprop(_Rectifier):
     """Guided Backprop: pass the signal where it is positive and the unit was active."""
 
     name = "guided_backprop"
     description = "Guided Backprop: signal passed where positive and the unit was active"
-    relu_rule = GuidedReLURule
+    rectifier_reverse = GuidedReverse

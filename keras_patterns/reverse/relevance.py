@@ -5,13 +5,15 @@
 - `SumRelevance`: parameter-free sums (Add, Subtract, Average, average pooling): relevance
   in proportion to each input's contribution, r_i = x_i * d(sum)/dx_i * r / stab(sum).
 - `PassRelevance`: element-wise activations pass the relevance unchanged.
-Routing nodes (reshapes, concatenation, max-pooling's winner) use the gradient rule.
+Routing nodes (reshapes, concatenation, max-pooling's winner) use the gradient.
 """
 
 import tensorflow as tf
 
-from .base import ReverseLayer, vjp
-from .lrp import LinearLayer, stabilize
+from ..graph import KERNEL
+from ..rules.lrp import LayerView, stabilize
+from ..vjp import vjp
+from .layers import ReverseLayer
 
 
 class DiagonalMap:
@@ -38,7 +40,7 @@ class KernelRelevance(ReverseLayer):
     nodes between the model input and this node (an input layer), whose map the rule may
     need (input bounds given in the model's units)."""
 
-    rule_name = "lrp"
+    kind = "lrp"
 
     def __init__(self, node, rule, nonnegative=False, preprocessing=(), **kwargs):
         self._preprocessing = list(preprocessing)
@@ -52,8 +54,8 @@ class KernelRelevance(ReverseLayer):
 
     def reverse_in_context(self, xs, ys, rs, context):
         x, z = xs[0], ys[0]
-        if self.node.role == "kernel":
-            kmap = self.node.info["kernel_map"]
+        if self.node.role == KERNEL:
+            kmap = self.node.kernel_map
         else:
             kmap = DiagonalMap(self.node, x)
         preprocess = None
@@ -62,12 +64,12 @@ class KernelRelevance(ReverseLayer):
                 for node in self._preprocessing:
                     v = node.forward([v])[0]
                 return v
-        layer = LinearLayer(kmap, x, z, self.nonnegative, preprocess, context[0])
+        layer = LayerView(kmap, x, z, self.nonnegative, preprocess, context[0])
         return [self.rule.relevance(layer, tf.cast(rs[0], z.dtype))]
 
 
 class SumRelevance(ReverseLayer):
-    rule_name = "lrp_sum"
+    kind = "lrp_sum"
 
     def reverse(self, xs, ys, rs):
         s = rs[0] / stabilize(ys[0])
@@ -76,7 +78,7 @@ class SumRelevance(ReverseLayer):
 
 
 class PassRelevance(ReverseLayer):
-    rule_name = "pass"
+    kind = "pass"
 
     def reverse(self, xs, ys, rs):
         return [rs[0]]

@@ -2,22 +2,22 @@
 
 import tensorflow as tf
 
-from .base import ReverseLayer
+from .layers import ReverseLayer
 
 
-class EmbeddingRule(ReverseLayer):
+class EmbeddingReverse(ReverseLayer):
     """r_token = sum_d r[token, d]: one explanation value per token."""
 
-    rule_name = "embedding"
+    kind = "embedding"
 
     def reverse(self, xs, ys, rs):
         return [tf.reduce_sum(rs[0], axis=-1)]
 
 
-class EmbeddingTimesInputRule(ReverseLayer):
+class EmbeddingTimesInputReverse(ReverseLayer):
     """r_token = sum_d e[token, d] r[token, d]: input times signal in embedding space."""
 
-    rule_name = "embedding_x_input"
+    kind = "embedding_x_input"
 
     def reverse(self, xs, ys, rs):
         return [tf.reduce_sum(ys[0] * rs[0], axis=-1)]

@@ -1,19 +1,21 @@
 """PatternNet and PatternAttribution through a kernel map (paper appendix A.2.3, A.3.3).
 
 The signal at a neuron is projected back along its pattern instead of its weights:
-PatternNet uses A, PatternAttribution W * A. With the two-component estimator, a neuron in
-the positive regime (pre-activation > 0) uses a_+ and one in the negative regime a_-; where
-a rectifier follows, the negative regime carries no signal and only a_+ is used. After a
-non-blocking activation (leaky ReLU, PReLU, ELU, ...) the negative regime passes a signal,
-scaled by the activation's derivative, and it is projected back along a_-.
+PatternNet uses A, PatternAttribution W * A (the analyzer forms the kernel once per pattern
+set). With a two-component estimator, a neuron in the positive regime (pre-activation > 0)
+uses a_+ and one in the negative regime a_-; where only rectifiers follow, the negative
+regime carries no signal and only a_+ is used. After a non-blocking activation (leaky ReLU,
+PReLU, ELU, ...) the negative regime passes a signal, scaled by the activation's
+derivative, and it is projected back along a_-.
 
 Optionally (`rescale`) the back-projected signal is divided by its largest magnitude per
-sample, so that the signal of a very deep network neither vanishes nor overflows.
+sample (the default instead carries the signal's scale apart: `reverse.scaled`).
 """
 
 import tensorflow as tf
 
-from .base import ReverseLayer, vjp
+from ..vjp import vjp
+from .layers import ReverseLayer
 
 
 def rescaled(signal):
@@ -23,33 +25,32 @@ def rescaled(signal):
     return tf.math.divide_no_nan(signal, peak)
 
 
-class PatternRule(ReverseLayer):
-    """r_in = A+^T (r m) + A-^T (r (1 - m)) (A replaced by W * A for attribution)."""
+class PatternReverse(ReverseLayer):
+    """r_in = K+^T (r m) + K-^T (r (1 - m)), the kernels K (A or W * A) per regime.
 
-    rule_name = "pattern"
+    kernels: name ("a", or "a_plus" / "a_minus") -> tf.Variable holding the kernel to
+        back-project with (shared by all calls of the layer).
+    gated: only rectifiers consume the node's output (the negative regime is blocked).
+    """
+
+    kind = "pattern"
     rescales = True
 
-    def __init__(self, node, pattern_variables, attribution, gated, rescale=False, **kwargs):
+    def __init__(self, node, kernels, gated, rescale=False, **kwargs):
         super().__init__(node, **kwargs)
-        self.attribution = attribution
         self.gated = gated
         self.rescale = rescale
-        self._patterns = pattern_variables  # name -> tf.Variable (shared across calls)
-
-    def _kernel(self, name):
-        kmap = self.node.info["kernel_map"]
-        a = self._patterns[name]
-        return kmap.kernel * a if self.attribution else a
+        self._kernels = kernels
 
     def reverse(self, xs, ys, rs):
-        kmap = self.node.info["kernel_map"]
+        kmap = self.node.kernel_map
         r = rs[0]
 
         def through(name, signal):
-            kernel = self._kernel(name)
+            kernel = self._kernels[name]
             return vjp(lambda v: [kmap.apply(v[0], kernel)], xs, [signal])[0]
 
-        if "a" in self._patterns:
+        if "a" in self._kernels:
             out = through("a", r)
         else:
             positive = tf.cast(ys[0] > 0, r.dtype)  # regime of each neuron (incl. bias)

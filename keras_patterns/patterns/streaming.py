@@ -1,0 +1,137 @@
+"""The statistics pass: one streaming pass over the data that adds every kernel map's batch
+sums to float64 accumulators (`statistics`), in one compiled function; memory does not grow
+with the data. Under a `tf.distribute` strategy every replica forms the sums of its share of
+the batch; the sums are all-reduced and added once. With a `Checkpoint`, the pass resumes
+from it and writes it every k batches."""
+
+import keras
+import tensorflow as tf
+
+from ..compiled import compiled
+from ..errors import InvalidInputError
+from ..graph import KERNEL
+from .data import Batches
+from .identity import layout, pattern_keys
+from .statistics import KernelStatistics
+
+
+def kernel_calls(graph, xs):
+    """Replay `graph` on the inputs `xs`; yields (node, x, y, z) at each kernel map: its
+    input, its output without bias and its output."""
+    values = {t.index: x for t, x in zip(graph.inputs, xs)}
+    for node in graph.nodes:
+        outs = node.forward([values[t.index] for t in node.inputs])
+        for t, v in zip(node.outputs, outs):
+            values[t.index] = v
+        if node.role != KERNEL:
+            continue
+        kmap = node.kernel_map
+        x, z = values[node.inputs[0].index], values[node.outputs[0].index]
+        bias = kmap.bias
+        y = z if bias is None else z - kmap.broadcast(bias, len(z.shape))
+        yield node, x, y, z
+
+
+class StatisticsPass:
+    """The statistics pass over one graph."""
+
+    def __init__(self, graph, regimes, strategy=None, precision="float32"):
+        self.graph = graph
+        self.keys = pattern_keys(graph)
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.stats = {}
+        for node, key in self.keys.items():
+            if key not in self.stats:
+                self.stats[key] = KernelStatistics(node.kernel_map, regimes[key], precision)
+        self._step = compiled(self._update)
+
+    def _calibrate(self, xs):
+        """Fix every map's input shift from one batch (the first call of a shared layer).
+        Runs once, eagerly: cheaper than tracing a second function."""
+        done = set()
+        for node, x, _, _ in kernel_calls(self.graph, xs):
+            key = self.keys[node]
+            if key not in done:
+                self.stats[key].calibrate(x)
+                done.add(key)
+
+    def _sums(self, xs):
+        """Replica function: the forward pass, and each kernel map's sums on the way."""
+        sums, shifts = {}, {}
+        for node, x, y, z in kernel_calls(self.graph, xs):
+            key = self.keys[node]
+            # calls of a shared layer take their sums around the first call's shifts
+            s, shifts[key] = self.stats[key].batch_sums(x, y, z, shifts.get(key))
+            sums.setdefault(key, []).append(s)
+        return sums, shifts
+
+    def _update(self, xs):
+        strategy = self.strategy
+        if strategy.num_replicas_in_sync > 1:
+            per_replica_sums, per_replica_shifts = strategy.run(self._sums, args=(xs,))
+            sums = tf.nest.map_structure(
+                lambda t: strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None),
+                per_replica_sums)
+            # the replicas agree on the shifts (means all-reduced over the batch)
+            shifts = tf.nest.map_structure(
+                lambda t: strategy.experimental_local_results(t)[0], per_replica_shifts)
+        else:
+            sums, shifts = self._sums(xs)
+        for key, per_call in sums.items():
+            self.stats[key].update(per_call, shifts[key])
+
+    def accumulators(self):
+        """Stable key -> {name: accumulator variable}, for checkpoints."""
+        return {stable: self.stats[key].variables()
+                for stable, key, _ in layout(self.graph, self.keys)}
+
+    def run(self, data, batch_size, steps, verbose, checkpoint=None):
+        """One pass over `data`; returns the number of input samples seen. With a
+        `Checkpoint`, resumes from it and writes it every `checkpoint.every` batches."""
+        source = Batches(data, [t.spec for t in self.graph.inputs], batch_size, steps)
+        n_batches = n_samples = 0
+        if checkpoint is not None:
+            n_batches, n_samples = checkpoint.restore(self.accumulators())
+            skipped = source.skip(n_batches)
+            if skipped < n_batches:
+                raise InvalidInputError(
+                    f"fit() resumed from '{checkpoint.path}', which counted {n_batches} "
+                    f"batches, but {source.where} has only {skipped}: not the data the "
+                    "checkpoint was written for.")
+        bar = keras.utils.Progbar(source.known, verbose=verbose,
+                                  unit_name="batch") if verbose else None
+        if bar is not None and n_batches:
+            bar.update(n_batches)
+        replicas = self.strategy.num_replicas_in_sync
+        for xs in source:
+            n = int(xs[0].shape[0])
+            if n_samples == 0 and n:
+                self._calibrate(xs)
+            if replicas > 1:
+                xs = self._distribute(xs)
+            self._step(xs)
+            n_samples += n
+            n_batches += 1
+            if bar is not None:
+                bar.update(n_batches)  # finalizes itself at a known last batch
+            if checkpoint is not None and checkpoint.due(n_batches):
+                checkpoint.write(self.accumulators(), n_batches, n_samples)
+        if n_samples == 0:
+            raise source.empty_error()
+        if bar is not None and n_batches != bar.target:
+            bar.update(n_batches, finalize=True)
+        return n_samples
+
+    def _distribute(self, xs):
+        """Split a batch evenly over the replicas (the last ones may get fewer samples)."""
+        replicas = self.strategy.num_replicas_in_sync
+
+        def part(ctx):
+            i = ctx.replica_id_in_sync_group
+            n = int(xs[0].shape[0])
+            size = -(-n // replicas)
+            return [x[i * size : min(n, (i + 1) * size)] for x in xs]
+
+        return self.strategy.experimental_distribute_values_from_function(part)
+
+

@@ -1,0 +1,83 @@
+"""Reverse layers: one Keras layer per forward node, R(x_in..., y_out..., r_out...) -> r_in...
+
+A reverse layer keeps its forward node (and through it the forward layer and its variables:
+nothing is copied) and maps the signal arriving at the node's outputs to its inputs. A
+subclass implements `reverse(xs, ys, rs)`; `GradientReverse` is the vector-Jacobian product.
+"""
+
+import keras
+import tensorflow as tf
+
+from .._keras import Untracked
+from ..kinds import is_floating
+from ..vjp import vjp
+
+
+class ReverseLayer(keras.layers.Layer):
+    """The reverse of one forward node. Subclasses implement `reverse`.
+
+    context: graph tensors besides the node's own whose values `reverse_in_context` needs;
+        they follow the signals in the layer's inputs.
+    """
+
+    #: Short name shown in summaries and errors.
+    kind = "reverse"
+    #: whether the layer can change the signal's magnitude a lot (a kernel map's
+    #: back-projection): a scaled signal is renormalised after it (see `reverse.model`)
+    rescales = False
+
+    def __init__(self, node, name=None, context=(), **kwargs):
+        safe = node.name.replace("/", ".")
+        super().__init__(
+            name=name or f"{self.kind}__{safe}", trainable=False, autocast=False, **kwargs
+        )
+        self._node = Untracked(node)
+        self._context = Untracked(list(context))
+        self.built = True
+
+    @property
+    def node(self):
+        return self._node.value
+
+    @property
+    def context(self):
+        return self._context.value
+
+    def _split(self, tensors):
+        n_in, n_out = len(self.node.inputs), len(self.node.outputs)
+        return (
+            list(tensors[:n_in]),
+            list(tensors[n_in : n_in + n_out]),
+            list(tensors[n_in + n_out : n_in + 2 * n_out]),
+        )
+
+    def call(self, tensors):
+        xs, ys, rs = self._split(tensors)
+        context = list(tensors[len(xs) + 2 * len(ys):])
+        out = self.reverse_in_context(xs, ys, rs, context) if context else self.reverse(
+            xs, ys, rs)
+        return [
+            tf.zeros(tf.shape(x), self.compute_dtype) if r is None else r
+            for x, r in zip(xs, out)
+        ]
+
+    def compute_output_spec(self, tensors):
+        xs, _, _ = self._split(tensors)
+        return [keras.KerasTensor(x.shape, dtype=x.dtype if is_floating(x.dtype) else "float32")
+                for x in xs]
+
+    def reverse(self, xs, ys, rs):
+        raise NotImplementedError
+
+    def reverse_in_context(self, xs, ys, rs, context):
+        """`reverse` with the values of `self.context`."""
+        return self.reverse(xs, ys, rs)
+
+
+class GradientReverse(ReverseLayer):
+    """The gradient: the vector-Jacobian product of the forward node."""
+
+    kind = "gradient"
+
+    def reverse(self, xs, ys, rs):
+        return vjp(self.node.forward, xs, rs)

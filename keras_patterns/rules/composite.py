@@ -1,0 +1,186 @@
+"""Composites: which LRP rule at which layer, and the named presets as data.
+
+A `Composite` assigns a rule to every kernel node (BatchNormalization folded in) and every
+element-wise affine node of a canonized graph:
+
+- the input-layer rule to the kernel layers fed by a model input through preprocessing
+  (element-wise affine and routing layers, `Graph.input_chain`); the affine layers of that
+  preprocessing pass the relevance unchanged (`Pass`), so the input-layer rule sees the
+  pixels through them;
+- the until-layer rule to the kernel layers at positions 0..until_layer_idx;
+- the BatchNormalization rule to BatchNormalization layers that follow no kernel layer;
+- else the first entry whose selector matches, else the default rule.
+
+A selector is a glob on the layer name ("block1_*"), a Keras layer class, an int position
+(the layer's index among the model's layer calls in call order, nested models inlined,
+inputs not counted; negative counts from the end), a function of the layer, or `KERNELS`
+(every kernel layer). Entries may also be a plain list of rules: one per kernel layer, in
+order.
+"""
+
+import fnmatch
+from dataclasses import dataclass, field
+
+import keras
+
+from ..graph import AFFINE, KERNEL
+from .lrp import AlphaBeta, Epsilon, Flat, Pass, Rule, is_bounds, rule_from
+
+
+class _Kernels:
+    """The selector of every kernel layer."""
+
+    def __repr__(self):
+        return "KERNELS"
+
+
+KERNELS = _Kernels()
+
+
+def matches(selector, node, graph):
+    """Whether a composite selector picks the layer behind `node`."""
+    name, layer = node.source, node.op
+    if selector is KERNELS:
+        return node.role == KERNEL
+    if isinstance(selector, str):
+        short = name.rsplit("/", 1)[-1]
+        return fnmatch.fnmatchcase(name, selector) or fnmatch.fnmatchcase(short, selector)
+    if isinstance(selector, type):
+        return isinstance(layer, selector)
+    if isinstance(selector, int) and not isinstance(selector, bool):
+        position = graph.position(node)
+        return position is not None and position == selector % len(graph.layer_order)
+    if callable(selector):
+        return bool(selector(layer))
+    raise ValueError(
+        f"A composite selector must be a name pattern, a layer class, an int position, a "
+        f"function of the layer or KERNELS; got {selector!r}.")
+
+
+@dataclass
+class Assignment:
+    """A composite applied to one graph: node -> rule, and for the input layers that got
+    the input-layer rule the preprocessing nodes before them (node -> [nodes])."""
+
+    rules: dict = field(default_factory=dict)
+    preprocessing: dict = field(default_factory=dict)
+
+
+class Composite:
+    """Which rule at which layer (see the module doc).
+
+    Args:
+        entries: [(selector, rule)] (first match wins), or a list of rules, one per kernel
+            layer in order. A rule is a name, a `Rule` or (low, high) for the bounded rule.
+        default: the rule of layers no entry selects.
+        input_layer: the rule of the input layers, or None.
+        until_layer_idx, until_layer: the rule of the kernel layers at positions
+            0..until_layer_idx (both or neither).
+        batchnorm: the rule of BatchNormalization layers that follow no kernel layer.
+    """
+
+    def __init__(self, entries=(), default="z", input_layer=None, until_layer_idx=None,
+                 until_layer=None, batchnorm=None):
+        entries = list(entries)
+        self.per_kernel_layer = None
+        self.entries = []
+        if entries and all(not isinstance(e, tuple) or is_bounds(e) for e in entries):
+            self.per_kernel_layer = [rule_from(r) for r in entries]
+        else:
+            for entry in entries:
+                if not (isinstance(entry, tuple) and len(entry) == 2):
+                    raise ValueError(
+                        f"A composite entry must be a (selector, rule) pair, got {entry!r}.")
+                self.entries.append((entry[0], rule_from(entry[1])))
+        if (until_layer_idx is None) != (until_layer is None):
+            raise ValueError("until_layer_idx and until_layer_rule go together.")
+        self.default = rule_from(default)
+        self.input_layer = None if input_layer is None else rule_from(input_layer)
+        self.until_layer_idx = until_layer_idx
+        self.until_layer = None if until_layer is None else rule_from(until_layer)
+        self.batchnorm = None if batchnorm is None else rule_from(batchnorm)
+
+    @classmethod
+    def of(cls, rule, **kwargs):
+        """The composite of the `lrp` analyzer's `rule=`: one rule for every layer, a list
+        with one rule per kernel layer, or (selector, rule) pairs (z-rule elsewhere)."""
+        if isinstance(rule, (list, tuple)) and not is_bounds(rule):
+            return cls(rule, **kwargs)
+        return cls(default=rule, **kwargs)
+
+    def _selected(self, node, graph, kernel_layers):
+        if self.per_kernel_layer is not None:
+            if node.role != KERNEL:
+                return None
+            return self.per_kernel_layer[kernel_layers.index(node.source)]
+        return next((rule for selector, rule in self.entries if matches(selector, node, graph)),
+                    None)
+
+    def assign(self, graph):
+        """The `Assignment` of this composite to a canonized graph."""
+        kernel_layers = list(dict.fromkeys(n.source for n in graph.kernel_nodes()))
+        if self.per_kernel_layer is not None and len(self.per_kernel_layer) != len(
+                kernel_layers):
+            raise ValueError(
+                f"rule= lists {len(self.per_kernel_layer)} rules for {len(kernel_layers)} "
+                f"kernel layers ({', '.join(kernel_layers)}); give one per kernel layer or "
+                "(selector, rule) pairs.")
+        out = Assignment()
+        if self.input_layer is not None:
+            for node in graph.kernel_nodes():
+                chain = graph.input_chain(node)
+                if chain is not None:
+                    out.rules[node] = self.input_layer
+                    out.preprocessing[node] = chain
+                    out.rules.update({n: Pass() for n in chain if n.role == AFFINE})
+        for node in graph.nodes:
+            if node in out.rules or node.role not in (KERNEL, AFFINE):
+                continue
+            position = graph.position(node)
+            if (node.role == KERNEL and self.until_layer is not None and position is not None
+                    and position <= self.until_layer_idx):
+                out.rules[node] = self.until_layer
+            elif self.batchnorm is not None and node.layer_class == "BatchNormalization":
+                out.rules[node] = self.batchnorm
+            else:
+                out.rules[node] = self._selected(node, graph, kernel_layers) or self.default
+        return out
+
+    def __repr__(self):
+        parts = [f"entries={self.entries or self.per_kernel_layer}", f"default={self.default}"]
+        for name in ("input_layer", "until_layer_idx", "until_layer", "batchnorm"):
+            if getattr(self, name) is not None:
+                parts.append(f"{name}={getattr(self, name)}")
+        return f"Composite({', '.join(parts)})"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named composite: epsilon at Dense layers (and at the affine layers), `conv` at the
+    other kernel layers, `input_layer` at the input layers, `until` at the layers up to
+    `until_layer_idx` (which the analyzer then needs)."""
+
+    conv: Rule
+    input_layer: Rule = None
+    until: Rule = None
+
+    def composite(self, epsilon=0.1, input_layer_rule=None, until_layer_idx=None,
+                  bn_layer_rule=None):
+        if self.until is not None and until_layer_idx is None:
+            raise ValueError("This preset needs until_layer_idx= (a kernel layer position).")
+        return Composite(
+            [(keras.layers.Dense, Epsilon(epsilon)), (KERNELS, self.conv)],
+            default=Epsilon(epsilon),
+            input_layer=self.input_layer if input_layer_rule is None else input_layer_rule,
+            until_layer_idx=until_layer_idx if self.until is not None else None,
+            until_layer=self.until, batchnorm=bn_layer_rule)
+
+
+#: the sequential presets of iNNvestigate: name -> Preset
+PRESETS = {
+    "lrp.sequential_preset_a": Preset(AlphaBeta(1.0, 0.0)),
+    "lrp.sequential_preset_b": Preset(AlphaBeta(2.0, 1.0)),
+    "lrp.sequential_preset_a_flat": Preset(AlphaBeta(1.0, 0.0), Flat()),
+    "lrp.sequential_preset_b_flat": Preset(AlphaBeta(2.0, 1.0), Flat()),
+    "lrp.sequential_preset_b_flat_until_idx": Preset(AlphaBeta(2.0, 1.0), Flat(), Flat()),
+}

@@ -1,0 +1,36 @@
+"""Pictures of explanations: heat maps, signal projections and labelled grids.
+
+This module needs only numpy and Pillow (no TensorFlow, no matplotlib).
+
+Conventions shared by every function:
+
+* **Always a batch.** Arrays are batches: ``(N, H, W)`` (one channel) or ``(N, H, W, C)``
+  (channels last), or ``(N, C, H, W)`` with ``channels_first=True``. To draw a single
+  sample pass ``x[None]``. A rank-3 array is always read as ``(N, H, W)``.
+* **Pixels are uint8.** Functions return ``uint8`` arrays in channels-last layout (except
+  ``project(..., as_float=True)``); a value ``u`` in ``[0, 255]`` becomes the integer
+  ``floor(u + 0.5)`` (rounding half up).
+* **Finite input.** NaN or infinite values, wrong ranks, mismatched batch sizes and unknown
+  options raise ``ValueError`` naming the argument and its shape.
+
+Two ways of showing an explanation follow Kindermans et al. (ICLR 2018, Fig. 6):
+
+* signals (gradient, SmoothGrad, DeConvNet, Guided Backprop, PatternNet) are shown on the
+  original colour channels with :func:`project`: ``x / (2 max|x|) + 1/2`` per sample;
+* attributions (LRP, Deep Taylor, PatternAttribution, ...) are shown as heat maps with
+  :func:`heatmap`: one value per pixel on a diverging colour scale symmetric around zero
+  (zero white, positive red, negative blue).
+"""
+
+from .grid import grid
+from .pictures import COLOR_TABLES, SIGNAL_METHODS, graymap, heatmap, overlay, project
+
+__all__ = [
+    "COLOR_TABLES",
+    "SIGNAL_METHODS",
+    "graymap",
+    "grid",
+    "heatmap",
+    "overlay",
+    "project",
+]
