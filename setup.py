@@ -34,7 +34,7 @@ setup(
         # is the project's linter (ruff.toml; .ci/run runs it)
         "test": ["pytest>=7", "hypothesis>=6.80", "ruff>=0.5"] + DEMO,
     },
-    entry_points={},
+    entry_points={"console_scripts": ["keras-patterns = keras_patterns.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Framework :: Keras",

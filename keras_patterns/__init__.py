@@ -1,43 +1,55 @@
 """keras-patterns: PatternNet, PatternAttribution and the methods they are compared with,
-for Keras 3 models."""
+for Keras 3 models.
 
-from . import utils, visualize  # noqa: E402
-from .analyzers import create_analyzer, list_analyzers  # noqa: E402
-from .errors import (  # noqa: E402
-    InvalidInputError,
-    NotAnalyzableModelError,
-    NumericalError,
-    PatternFileError,
-)
-from .patterns import (  # noqa: E402
-    Patterns,
-    compute_patterns,
-    load_patterns,
-    patterns_path,
-    save_patterns,
-)
-from .utils import model_wo_output_activation, model_wo_softmax  # noqa: E402
-from .version import __version__  # noqa: E402
+    import keras_patterns as kp
+    analyzer = kp.create_analyzer("pattern.attribution", model)
+    analyzer.fit(images)
+    heatmaps = analyzer.analyze(images)
 
-#: iNNvestigate's name of `NotAnalyzableModelError`
-NotAnalyzeableModelException = NotAnalyzableModelError
+The names below are imported on first use, so that `import keras_patterns` (and the
+`keras-patterns` command's `--help`) does not start TensorFlow.
+"""
 
-__all__ = [
-    "__version__",
-    "create_analyzer",
-    "list_analyzers",
-    "NotAnalyzableModelError",
-    "InvalidInputError",
-    "NumericalError",
-    "Patterns",
-    "PatternFileError",
-    "compute_patterns",
-    "save_patterns",
-    "load_patterns",
-    "patterns_path",
-    "model_wo_softmax",
-    "model_wo_output_activation",
-    "utils",
-    "visualize",
-    "NotAnalyzeableModelException",
-]
+import importlib
+
+from .version import __version__
+
+#: public name -> (module, attribute); None: the module itself
+_EXPORTS = {
+    "create_analyzer": ("analyzers", "create_analyzer"),
+    "list_analyzers": ("analyzers", "list_analyzers"),
+    "InvalidInputError": ("errors", "InvalidInputError"),
+    "NotAnalyzableModelError": ("errors", "NotAnalyzableModelError"),
+    "NumericalError": ("errors", "NumericalError"),
+    "PatternFileError": ("errors", "PatternFileError"),
+    # iNNvestigate's name of NotAnalyzableModelError
+    "NotAnalyzeableModelException": ("errors", "NotAnalyzableModelError"),
+    "Patterns": ("patterns", "Patterns"),
+    "compute_patterns": ("patterns", "compute_patterns"),
+    "load_patterns": ("patterns", "load_patterns"),
+    "patterns_path": ("patterns", "patterns_path"),
+    "save_patterns": ("patterns", "save_patterns"),
+    "model_wo_softmax": ("utils", "model_wo_softmax"),
+    "model_wo_output_activation": ("utils", "model_wo_output_activation"),
+}
+
+__all__ = ["__version__", *_EXPORTS, "evaluate", "utils", "visualize"]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        module, attribute = _EXPORTS[name]
+        value = getattr(importlib.import_module(f".{module}", __name__), attribute)
+    else:
+        try:
+            value = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -180,7 +180,8 @@ def layer_activation_name(op):
 
 def describe_activation(name, family):
     """"'relu'" or "'hard_silu' (swish family)": the activation's own name, for messages."""
-    return f"'{name}'" if name in (family, None) else f"'{name}' ({family} family)"
+    same = name is None or family is None or str(name).lower() == family
+    return f"'{name}'" if same else f"'{name}' ({family} family)"
 
 
 def layer_activation_family(op):

@@ -1,16 +1,16 @@
-"""`python -m keras_patterns`: one line per method, every method runs (the pattern methods
-on patterns fitted by the demo)."""
+"""`keras-patterns check`: one line per method, every method runs (the pattern methods on
+patterns fitted by the check)."""
 
 import numpy as np
 import pytest
 
 import keras_patterns as kp
-from keras_patterns.__main__ import main
+from keras_patterns.cli import main
 
 
 @pytest.mark.filterwarnings("ignore:.*zero pattern:UserWarning")
-def test_demo_explains_with_every_method(capsys):
-    assert main([]) == 0
+def test_check_explains_with_every_method(capsys):
+    assert main(["check"]) == 0
     lines = capsys.readouterr().out.splitlines()
     rows = {line.split()[0]: line for line in lines[2:]}
     assert list(rows) == list(kp.list_analyzers())

@@ -137,6 +137,13 @@ def rule_analyzer(rule_name):
             setattr(self, k, getattr(rule, k, settings.get(k)))
         LRP.__init__(self, model, rule=rule, **kwargs)
 
+    signature = inspect.signature(make)
+    __init__.__signature__ = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+         inspect.Parameter("model", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values()
+           if p.name in params]
+        + [inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)])
     doc = (getattr(make, "func", make).__doc__ or "").strip().splitlines()
     description = _DESCRIPTIONS.get(rule_name, doc[0] if doc else f"LRP, {rule_name} rule")
     name = analyzer_name(rule_name)

@@ -1,0 +1,131 @@
+"""The `keras-patterns` command.
+
+    keras-patterns demo [--out DIR]                  real networks explained, in pictures
+    keras-patterns fit MODEL.keras DATA [--out F]    patterns of a model, fitted on DATA
+    keras-patterns explain MODEL.keras IMAGES... --method NAME [--out DIR]
+    keras-patterns list                              the methods and their parameters
+    keras-patterns check                             every method on a small CNN
+
+Errors of the user's making (a missing file, a file that is not a model, images of the
+wrong size, an unknown method) print one line and exit with status 2; no traceback.
+"""
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+#: what a user can get wrong: one line, exit status 2
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError, PermissionError, RuntimeError)
+
+
+def _data_options(p):
+    p.add_argument("--scale", type=float, default=1 / 255.0,
+                   help="image inputs: x = pixels * scale + offset (default 1/255)")
+    p.add_argument("--offset", type=float, default=0.0, help="see --scale (default 0)")
+    p.add_argument("--resize", action="store_true",
+                   help="resize images to the model's input size (default: refuse others)")
+    p.add_argument("--batch-size", type=int, default=32, help="images per batch (32)")
+    p.add_argument("--output-index", type=int, default=None,
+                   help="which output of a model with several")
+
+
+def parser():
+    top = argparse.ArgumentParser(
+        prog="keras-patterns",
+        description="Explain what a trained Keras network sees: PatternNet, "
+                    "PatternAttribution, LRP, gradient methods.")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="explain real networks with every method, in pictures",
+                       description="Train a CNN on scikit-learn's digits and explain test "
+                                   "digits with every method (digits.png); explain MTCNN's "
+                                   "pretrained ONet on LFW faces (faces.png). Offline.")
+    p.add_argument("--out", default="keras-patterns-demo", help="output folder")
+    p.add_argument("--digits", type=int, default=8, help="test digits to explain (8)")
+    p.add_argument("--faces", type=int, default=6, help="LFW images to explain (6)")
+    p.add_argument("--skip-faces", action="store_true", help="only the digits")
+
+    p = sub.add_parser("fit", help="fit a model's patterns on data",
+                       description="Fit the patterns of every kernel layer of MODEL on DATA "
+                                   "(a folder of images, image files, or one .npy/.npz file), "
+                                   "streamed in batches; writes MODEL.patterns.h5.")
+    p.add_argument("model", help="a saved Keras model (.keras)")
+    p.add_argument("data", nargs="+", help="image folders/files, or one .npy/.npz file")
+    p.add_argument("--out", default=None, help="patterns file (default MODEL.patterns.h5)")
+    p.add_argument("--pattern-type", default="relu",
+                   help="relu (default), relu.eq8, linear, filter, random")
+    p.add_argument("--steps", type=int, default=None, help="at most this many batches")
+    p.add_argument("--key", default=None, help="the array of a .npz file (default x/first)")
+    p.add_argument("--checkpoint", default=None,
+                   help="checkpoint file: an interrupted fit resumes from it")
+    p.add_argument("--checkpoint-every", type=int, default=100, help="batches (100)")
+    _data_options(p)
+
+    p = sub.add_parser("explain", help="explain images with one method",
+                       description="Explain images (files or folders) with one method; "
+                                   "writes one picture per image (signal methods projected, "
+                                   "attributions as heat maps) and optionally the arrays.")
+    p.add_argument("model", help="a saved Keras model (.keras)")
+    p.add_argument("images", nargs="+", help="image files or folders")
+    p.add_argument("--method", required=True, help="a method name (keras-patterns list)")
+    p.add_argument("--patterns", default=None,
+                   help="patterns file of pattern methods (default MODEL.patterns.h5)")
+    p.add_argument("--out", default="explanations", help="output folder")
+    p.add_argument("--npy", action="store_true", help="also write each explanation's array")
+    p.add_argument("--neuron", type=int, default=None,
+                   help="explain this output unit (default: the largest per image)")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="a method parameter, e.g. --param epsilon=0.1 (repeatable)")
+    p.add_argument("--key", default=None, help=argparse.SUPPRESS)
+    _data_options(p)
+
+    sub.add_parser("list", help="the methods and their parameters",
+                   description="List every method with its description and parameters.")
+    sub.add_parser("check", help="every method on a small CNN (an installation check)",
+                   description="Explain a small random CNN with every method, one line each.")
+    return top
+
+
+def _start_tensorflow_quietly():
+    """Import TensorFlow with its start-up lines (written by its C++ code before its logging
+    is set up, so TF_CPP_MIN_LOG_LEVEL cannot silence them) kept off stderr, so that an
+    error is the one line the user sees."""
+    try:
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    except OSError:  # no file descriptors to juggle (an embedded interpreter)
+        return
+    sys.stderr.flush()
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow as tf
+
+        tf.zeros(())  # the first operation starts the devices, which logs too
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def main(argv=None):
+    """Run the command line; returns the exit status."""
+    args = parser().parse_args(argv)
+    _start_tensorflow_quietly()
+    from . import commands, demo
+
+    run = {"demo": demo.demo, "fit": commands.fit, "explain": commands.explain,
+           "list": commands.list_methods, "check": commands.check}[args.command]
+    try:
+        return run(args)
+    except USER_ERRORS as e:
+        message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"keras-patterns {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"keras-patterns {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the output piped into a command that stopped reading (head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -1,0 +1,191 @@
+"""The subcommands `fit`, `explain`, `list` and `check` of `keras-patterns`."""
+
+import ast
+import inspect
+import os
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from .. import visualize
+from ..analyzers import ANALYZERS, analyzer_class, create_analyzer, list_analyzers
+from ..errors import InvalidInputError, NotAnalyzableModelError, PatternFileError
+from ..patterns import compute_patterns, patterns_path, save_patterns
+from .sources import ImageSource, array_batches, image_files, load_array
+
+
+def load_model(path):
+    """A saved Keras model, or a one-line error naming the file."""
+    if not os.path.isfile(path):
+        raise InvalidInputError(f"Model file '{path}' does not exist.")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as e:  # noqa: BLE001 - every loading failure is this user error
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InvalidInputError(f"'{path}' is not a Keras model file ({first}).") from None
+
+
+def parse_params(pairs):
+    """--param name=value (value a Python literal, else a string) -> kwargs."""
+    out = {}
+    for pair in pairs or ():
+        name, sep, value = pair.partition("=")
+        if not sep or not name.isidentifier():
+            raise InvalidInputError(f"--param expects name=value, got {pair!r}.")
+        try:
+            out[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[name] = value
+    return out
+
+
+def _data_source(args, model, batch_size):
+    """(batches of the model's input, number of batches or None, description)."""
+    shape = tuple(model.inputs[0].shape[1:])
+    data = args.data
+    if len(data) == 1 and data[0].endswith((".npy", ".npz")):
+        array = load_array(data[0], args.key)
+        if tuple(array.shape[1:]) != shape and None not in shape:
+            raise InvalidInputError(
+                f"'{data[0]}' holds arrays of shape {tuple(array.shape[1:])}; the model takes "
+                f"{shape}.")
+        return array_batches(array, batch_size), -(-len(array) // batch_size), data[0]
+    files = image_files(data)
+    source = ImageSource(shape, args.scale, args.offset, args.resize)
+    return ((x for _, x in source.batches(files, batch_size)), -(-len(files) // batch_size),
+            f"{len(files)} images")
+
+
+def fit(args):
+    model = load_model(args.model)
+    batches, n, where = _data_source(args, model, args.batch_size)
+    steps = args.steps if args.steps is not None else n
+    out = args.out or patterns_path(args.model)
+    print(f"fitting {args.pattern_type} patterns of {model.name} on {where}")
+    start = time.perf_counter()
+    patterns = compute_patterns(model, batches, args.pattern_type, steps=steps, verbose=1,
+                                output_index=args.output_index, checkpoint=args.checkpoint,
+                                checkpoint_every=args.checkpoint_every)
+    save_patterns(patterns, out)
+    print(f"{patterns.n_samples} samples in {time.perf_counter() - start:.1f} s; wrote {out}")
+    return 0
+
+
+def _analyzer(args, model):
+    kwargs = parse_params(args.param)
+    cls = analyzer_class(args.method)
+    if args.method.startswith("pattern."):
+        path = args.patterns or patterns_path(args.model)
+        if not os.path.isfile(path):
+            raise PatternFileError(
+                f"'{args.method}' needs patterns: no '{path}'. Fit them first: keras-patterns "
+                f"fit {args.model} DATA (or pass --patterns FILE).")
+        kwargs["patterns"] = path
+    mode = "index" if args.neuron is not None else "max_activation"
+    return cls(model, neuron_selection_mode=mode, output_index=args.output_index,
+               batch_size=args.batch_size, **kwargs)
+
+
+def explain(args):
+    model = load_model(args.model)
+    analyzer = _analyzer(args, model)
+    shape = tuple(model.inputs[0].shape[1:])
+    files = image_files(args.images)
+    source = ImageSource(shape, args.scale, args.offset, args.resize)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    kind = "project" if args.method in visualize.SIGNAL_METHODS else "heatmap"
+    bar = keras.utils.Progbar(len(files), unit_name="image")
+    written = 0
+    for chunk, x in source.batches(files, args.batch_size):
+        selection = None if args.neuron is None else args.neuron
+        e = analyzer.analyze(x, neuron_selection=selection)
+        pictures = (visualize.project(e) if kind == "project"
+                    else visualize.heatmap(e, cmap="seismic"))
+        from PIL import Image
+
+        for path, picture, raw in zip(chunk, pictures, e):
+            stem = out / f"{Path(path).stem}.{args.method}"
+            image = picture if picture.shape[-1] == 3 else picture[..., 0]
+            Image.fromarray(np.ascontiguousarray(image)).save(f"{stem}.png")
+            if args.npy:
+                np.save(f"{stem}.npy", raw)
+            written += 1
+        bar.add(len(chunk))
+    print(f"wrote {written} {kind} picture(s) to {out}/")
+    return 0
+
+
+def _parameters(cls):
+    """The method's own parameters (those of its class chain, not the shared ones)."""
+    shared = set(inspect.signature(ANALYZERS["input"].__init__).parameters)
+    try:
+        params = inspect.signature(cls.__init__).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [f"{p.name}={p.default!r}" if p.default is not p.empty else p.name
+            for p in params if p.name not in shared | {"self", "kwargs", "composite"}
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def list_methods(args):
+    names = list_analyzers()
+    width = max(map(len, names)) + 2
+    for name, description in names.items():
+        params = _parameters(ANALYZERS[name])
+        print(f"{name:<{width}}{description}")
+        if params:
+            print(f"{'':<{width}}  parameters: {', '.join(params)}")
+    return 0
+
+
+#: parameters the self-check passes to the methods that cannot run on the model alone
+CHECK_ARGUMENTS = {
+    "lrp": {"rule": "epsilon"},
+    "lrp.alpha_beta": {"alpha": 2.0, "beta": 1.0},
+    "lrp.alpha_beta_IB": {"alpha": 2.0, "beta": 1.0},
+    "lrp.bounded": {"low": 0.0, "high": 1.0},  # the range of the random images
+    "deep_taylor.bounded": {"low": 0.0, "high": 1.0},
+    "lrp.sequential_preset_b_flat_until_idx": {"until_layer_idx": 1},
+}
+
+
+def check(args):
+    """Every method on a small CNN with random weights, one line each; exit status 1 if
+    one fails (a quick check of an installation)."""
+    import warnings
+
+    from ..version import __version__
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((16, 16, 3)), keras.layers.Conv2D(8, 3, activation="relu", padding="same"),
+        keras.layers.MaxPooling2D(), keras.layers.Conv2D(16, 3, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)], name="check_cnn")
+    rng = np.random.default_rng(0)
+    images = rng.uniform(size=(4, 16, 16, 3)).astype("float32")
+    with warnings.catch_warnings():  # random weights and images leave some units dead
+        warnings.simplefilter("ignore")
+        patterns = compute_patterns(model, rng.uniform(size=(64, 16, 16, 3)).astype("float32"))
+    names = list_analyzers()
+    width = max(len(n) for n in names) + 1
+    print(f"keras-patterns {__version__}: explaining {model.name} on {len(images)} images")
+    print(f"{'method':<{width}} {'shape':<18} {'seconds':>8}  {'mean |e|':>10}  description")
+    failed = 0
+    for name, description in names.items():
+        kwargs = dict(CHECK_ARGUMENTS.get(name, {}))
+        if name.startswith("pattern."):
+            kwargs["patterns"] = patterns
+        try:
+            start = time.perf_counter()
+            explanation = create_analyzer(name, model, **kwargs).analyze(images)
+            took = time.perf_counter() - start
+        except (InvalidInputError, NotAnalyzableModelError, ValueError) as e:
+            failed += 1
+            print(f"{name:<{width}} failed: {type(e).__name__}: {e}".splitlines()[0])
+            continue
+        print(f"{name:<{width}} {str(explanation.shape):<18} {took:>8.2f}  "
+              f"{float(np.abs(explanation).mean()):>10.4g}  {description}")
+    return 1 if failed else 0

@@ -1,0 +1,2 @@
+"""Evaluating explanations: signal quality rho(S), image degradation, a benchmark with a
+known signal, and sanity checks."""
