@@ -180,7 +180,14 @@ class SmoothGrad(_AveragedGradient):
         return sample_keys(xs, self.seed)
 
     def _copies(self, x, k, i, keys):
-        noise = normal_copies(x, keys, k, i, len(self.graph.inputs), self.noise_scale)
+        n_inputs = len(self.graph.inputs)
+        if self.seed is None:  # fresh noise: one draw for the whole group
+            seed = tf.stack([keys[0], tf.cast(k[0], tf.int64) * n_inputs + i])
+            shape = tf.concat([tf.shape(k), tf.shape(x)], 0)
+            noise = tf.random.stateless_normal(shape, seed, stddev=self.noise_scale,
+                                               dtype=x.dtype)
+        else:  # per sample, from its key: the same noise whatever the batch
+            noise = normal_copies(x, keys, k, i, n_inputs, self.noise_scale)
         return x[None] + noise
 
     def _per_copy(self, gradient):
