@@ -31,8 +31,10 @@ setup(
         # networks (MIT licence) with mtcnn (whose weight files need lz4 and joblib)
         "demo": DEMO,
         # the tests run the applications too; hypothesis draws random architectures; ruff
-        # is the project's linter (ruff.toml; .ci/run runs it)
-        "test": ["pytest>=7", "hypothesis>=6.80", "ruff>=0.5"] + DEMO,
+        # is the project's linter (ruff.toml; .ci/run runs it); scipy's filters and rank
+        # correlations are oracles of the evaluation tests; nbclient runs the notebooks
+        "test": ["pytest>=7", "hypothesis>=6.80", "ruff>=0.5", "scipy>=1.10", "nbclient>=0.7",
+                 "nbformat>=5", "ipykernel>=6"] + DEMO,
     },
     entry_points={"console_scripts": ["keras-patterns = keras_patterns.cli:main"]},
     classifiers=[

@@ -38,7 +38,7 @@ def _check(xs, specs, where):
     return out
 
 
-def _is_arrays(data):
+def is_arrays(data):
     return isinstance(data, (np.ndarray, tf.Tensor)) or (
         isinstance(data, (list, tuple)) and len(data) > 0 and isinstance(
             data[0], (np.ndarray, tf.Tensor, list, tuple)))
@@ -65,7 +65,7 @@ def _source(data, specs, batch_size, steps):
                 "fit() on an infinite PyDataset (num_batches is None) needs steps=.")
         indices = range(n) if n is not None else itertools.count()
         return (data[i] for i in indices), "a PyDataset", n
-    if _is_arrays(data):
+    if is_arrays(data):
         xs = [np.asarray(x) for x in features(data, n_inputs)]
         n = len(xs[0]) if xs[0].ndim else 0
         if any((len(x) if x.ndim else 0) != n for x in xs):

@@ -1,0 +1,302 @@
+"""Image degradation: how fast the classifier's score falls as the patches an explanation
+ranks first are destroyed (paper section 5, after Samek et al. 2016).
+
+    result = degradation(model, images, heatmaps, patch_size=9, steps=100)
+    result.curve        # mean score after n = 0..steps patches are replaced
+    result.aopc         # area over the perturbation curve
+
+The image is cut into non-overlapping ``patch_size x patch_size`` patches on a grid that
+starts at the top-left pixel. Where the height or width is not a multiple of
+``patch_size`` the last row or column of the grid holds smaller patches (the remaining
+``H mod patch_size`` rows or ``W mod patch_size`` columns): every pixel belongs to exactly
+one patch and can be perturbed. A patch's relevance is the sum of the attribution over its
+pixels and channels, so a smaller border patch sums fewer pixels (as the paper's sum does).
+
+Every perturbed copy (sample i with its first n patches replaced, n = 0..steps) is built
+in numpy and the copies go through the model in chunks of ``batch_size`` images, one
+compiled forward pass per chunk: ``ceil(N * (steps + 1) / batch_size)`` passes in all.
+"""
+
+import dataclasses
+from typing import Optional, Sequence, Union
+
+import keras
+import numpy as np
+
+from .. import _keras
+from ..compiled import compiled
+from ..inputs import check_batch_size
+from ..utils import model_wo_softmax
+from .perturbation import (  # noqa: F401 - part of this module's interface
+    ORDERS,
+    REPLACE,
+    gaussian_blur,
+    patch_grid,
+    patch_ids,
+    patch_order,
+    patch_sums,
+    replacement_images,
+)
+
+SCORES = ("probability", "logit")
+
+
+@dataclasses.dataclass
+class DegradationResult:
+    """The outcome of `degradation`.
+
+    Attributes:
+        curve: (steps + 1,) the mean over samples of `curves`; entry 0 is the unperturbed
+            score, entry n the score after the n first patches of the order are replaced.
+        curves: (N, steps + 1) the score of each sample after n = 0..steps replacements.
+        aopc: the area over the perturbation curve, ``mean_n (curve[0] - curve[n])`` over
+            n = 0..steps (Samek et al. 2016, eq. 12: ``1 / (L + 1) * sum_{k=0}^{L}
+            <f(x^(0)) - f(x^(k))>`` with L = steps; the k = 0 term is zero).
+        aopc_per_sample: (N,) the same area for each sample (`aopc` is their mean).
+        order: the patch order used ("most_relevant_first", "least_relevant_first",
+            "random").
+        classes: (N,) the output unit scored for each sample.
+        patch_order: (N, n_patches) for each sample the patch ids in the order they are
+            replaced (a patch id is ``row * grid[1] + column`` in the patch grid).
+        grid: (rows, columns) of the patch grid.
+        replace: the replacement used.
+        score: "probability" or "logit".
+        forward_passes: the number of model calls made (one per chunk).
+    """
+
+    curve: np.ndarray
+    curves: np.ndarray
+    aopc: float
+    aopc_per_sample: np.ndarray
+    order: str
+    classes: np.ndarray
+    patch_order: np.ndarray
+    grid: tuple
+    replace: str
+    score: str
+    forward_passes: int
+
+
+def aopc(curves: np.ndarray) -> Union[float, np.ndarray]:
+    """Area over the perturbation curve (Samek et al. 2016).
+
+    ``AOPC = 1 / (L + 1) * sum_{k=0}^{L} (f(x^(0)) - f(x^(k)))``, i.e. the mean over the
+    L + 1 points k = 0..L of the drop from the unperturbed score (the k = 0 term is zero).
+
+    Args:
+        curves: one curve (L + 1,) or curves (N, L + 1), entry 0 unperturbed.
+
+    Returns:
+        A float for one curve, else (N,) one area per curve.
+    """
+    c = np.asarray(curves, np.float64)
+    area = np.mean(c[..., :1] - c, axis=-1)
+    return float(area) if c.ndim == 1 else area
+
+
+def _softmax_output(op):
+    """"layer" for a softmax layer (or a layer with a softmax activation), "op" for a
+    `keras.ops.softmax` call, None otherwise (nested models are looked into)."""
+    if isinstance(op, keras.Model):
+        kinds = {_softmax_output(o) for o in _output_operations(op)}
+        return kinds.pop() if len(kinds) == 1 else None
+    if isinstance(op, keras.layers.Softmax):
+        return "layer"
+    if getattr(getattr(op, "activation", None), "__name__", None) == "softmax":
+        return "layer"
+    if not isinstance(op, keras.layers.Layer) and type(op).__name__ == "Softmax":
+        return "op"
+    return None
+
+
+def _output_operations(model):
+    try:
+        return list(_keras.output_layers(model))
+    except (AttributeError, ValueError, TypeError):
+        return []
+
+
+def ends_with_softmax(model: keras.Model) -> bool:
+    """Whether every output of `model` comes out of a softmax: a `Softmax` layer, an
+    `Activation("softmax")`, a layer with ``activation="softmax"`` or a `keras.ops.softmax`
+    call (nested models are looked into). A model whose graph cannot be read (subclassed)
+    gives False."""
+    return _softmax_output(model) is not None
+
+
+def _forward(model, score):
+    """A compiled function images -> (batch, units) scores (probabilities or logits), and
+    whether it applies the softmax itself."""
+    softmax_out = ends_with_softmax(model)
+    if score == "logit" and _softmax_output(model) == "op":
+        raise ValueError("score='logit': the model's softmax is a keras.ops.softmax call, "
+                         "which cannot be removed; pass the model without it (its logits).")
+    if score == "logit":
+        net, apply_softmax = (model_wo_softmax(model) if softmax_out else model), False
+        if softmax_out and ends_with_softmax(net):
+            raise ValueError("score='logit': the model's final softmax could not be removed "
+                             "(it is inside a nested model); pass a model that outputs the "
+                             "logits.")
+    else:
+        net, apply_softmax = model, not softmax_out
+
+    def run(x):
+        y = net(x, training=False)
+        if isinstance(y, (list, tuple, dict)):
+            raise ValueError("degradation() explains a model with one output; this one has "
+                             f"{len(y)}.")
+        y = keras.ops.reshape(y, (keras.ops.shape(y)[0], -1))
+        return keras.ops.softmax(y, axis=-1) if apply_softmax else y
+
+    return compiled(run)
+
+
+def _images(x, name):
+    x = np.asarray(x)
+    if x.ndim not in (3, 4):
+        raise ValueError(f"{name} must be images (N, H, W, C) or (N, H, W), got shape "
+                         f"{x.shape}.")
+    if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
+        raise ValueError(f"{name} must be finite numbers.")
+    return x
+
+
+def degradation(
+    model: keras.Model,
+    x: np.ndarray,
+    attributions: Optional[np.ndarray],
+    patch_size: int = 9,
+    steps: int = 100,
+    replace: str = "patch_mean",
+    neuron_selection: Optional[Union[int, Sequence[int]]] = None,
+    batch_size: int = 64,
+    order: str = "most_relevant_first",
+    score: str = "probability",
+    seed: Optional[int] = 0,
+) -> DegradationResult:
+    """Image degradation (perturbation) curve of an explanation.
+
+    Patches are ranked by the sum of the attribution over their pixels and channels; in
+    step n = 1..steps the first n patches of the order are replaced (cumulatively) and the
+    model's score of the class selected on the unperturbed image is recorded. Once every
+    patch is replaced (steps larger than the number of patches) the curve stays constant.
+
+    Args:
+        model: a Keras model with one image input (channels last) and one output.
+        x: (N, H, W, C) images, or (N, H, W) for a model that takes 2-d inputs (treated as
+            one channel).
+        attributions: the explanation, shaped like `x` (or (N, H, W)); may be None for
+            ``order="random"``.
+        patch_size: the side of the square patches (see the module docstring for a border
+            that is not a multiple of it).
+        steps: the number of replacement steps (the curve has steps + 1 points).
+        replace: "patch_mean" (each patch by its own mean per channel, the paper's),
+            "image_mean", "zero", "blur" or "uniform" (see `replacement_images`).
+        neuron_selection: the class scored: None for the argmax of the unperturbed output
+            of each sample, or one int, or one int per sample.
+        batch_size: images per forward pass (the copies of several samples share a chunk).
+        order: "most_relevant_first" (decreasing patch sum), "least_relevant_first" or
+            "random" (a seeded random order: the baseline).
+        score: "probability": the softmax probability of the class (the model's output if
+            last operation is a softmax, see `ends_with_softmax`, else the softmax of its
+            output); "logit": the output before the softmax (a final softmax layer is
+            removed with `keras_patterns.model_wo_softmax`; a final `keras.ops.softmax`
+            call or a softmax inside a nested model is refused; other outputs are taken as
+            they are).
+        seed: seeds the "random" order and the "uniform" noise (independent streams);
+            None draws fresh ones.
+
+    Returns:
+        DegradationResult: `curve`, `curves`, `aopc`, `order`, ...
+
+    Raises:
+        ValueError: bad shapes or parameters.
+    """
+    if replace not in REPLACE:
+        raise ValueError(f"replace must be one of {REPLACE}, got {replace!r}.")
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}.")
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {SCORES}, got {score!r}.")
+    if isinstance(patch_size, bool) or not isinstance(patch_size, (int, np.integer)) \
+            or patch_size < 1:
+        raise ValueError(f"patch_size must be a positive int, got {patch_size!r}.")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"steps must be a non-negative int, got {steps!r}.")
+    batch_size = check_batch_size(batch_size)
+    patch_size, steps = int(patch_size), int(steps)
+
+    x = _images(x, "x")
+    model_shape = x.shape
+    x4 = x if x.ndim == 4 else x[..., None]
+    n, h, w, _ = x4.shape
+    if n == 0:
+        raise ValueError("x holds no images.")
+
+    order_rng = np.random.default_rng(None if seed is None else [int(seed), 0])
+    noise_rng = np.random.default_rng(None if seed is None else [int(seed), 1])
+    gh, gw = patch_grid(h, w, patch_size)
+    if attributions is None:
+        if order != "random":
+            raise ValueError(f"order={order!r} needs attributions (None only for 'random').")
+        sums = np.zeros((n, gh * gw))
+    else:
+        a = _images(attributions, "attributions")
+        if a.ndim == 3:
+            a = a[..., None]
+        if a.shape[:3] != x4.shape[:3] or a.shape[3] not in (1, x4.shape[3]):
+            raise ValueError(f"attributions of shape {np.shape(attributions)} do not match "
+                             f"the images' shape {x.shape}.")
+        sums = patch_sums(a, patch_size)
+    ordered = patch_order(sums, order, order_rng)
+    # rank[i, h, w]: the 0-based position of the pixel's patch in the order; the pixel is
+    # replaced in every copy with more than `rank` patches replaced
+    position = np.empty_like(ordered)
+    np.put_along_axis(position, ordered, np.arange(gh * gw)[None, :], axis=1)
+    rank = np.take_along_axis(position, np.broadcast_to(
+        patch_ids(h, w, patch_size).ravel()[None, :], (n, h * w)), axis=1).reshape(n, h, w)
+
+    dtype = keras.backend.floatx()
+    replaced = replacement_images(x4, replace, patch_size, noise_rng).astype(dtype)
+    original = x4.astype(dtype)
+
+    classes = np.full(n, -1, np.int64)
+    if neuron_selection is not None:
+        sel = np.asarray(neuron_selection)
+        if sel.ndim == 0:
+            sel = np.full(n, int(sel))
+        if sel.shape != (n,) or not np.issubdtype(sel.dtype, np.integer) or (sel < 0).any():
+            raise ValueError(f"neuron_selection must be one non-negative int or {n} of them, "
+                             f"got {neuron_selection!r}.")
+        classes[:] = sel
+
+    forward = _forward(model, score)
+    per_sample = steps + 1
+    total = n * per_sample
+    curves = np.empty((n, per_sample), np.float64)
+    passes = 0
+    for start in range(0, total, batch_size):
+        flat = np.arange(start, min(start + batch_size, total))
+        i, k = flat // per_sample, flat % per_sample
+        mask = (rank[i] < k[:, None, None])[..., None]
+        copies = np.where(mask, replaced[i], original[i]).reshape((len(flat),) +
+                                                                   model_shape[1:])
+        out = np.asarray(forward(copies))
+        passes += 1
+        n_units = out.shape[1]
+        first = (k == 0) & (classes[i] < 0)  # a sample's unperturbed copy comes first
+        classes[i[first]] = np.argmax(out[first], axis=1)
+        if (classes[i] >= n_units).any() or (classes[i] < 0).any():
+            raise ValueError(f"neuron_selection must lie in [0, {n_units}) for this model.")
+        curves[i, k] = out[np.arange(len(flat)), classes[i]]
+
+    per_aopc = aopc(curves)
+    return DegradationResult(
+        curve=curves.mean(axis=0), curves=curves, aopc=float(np.mean(per_aopc)),
+        aopc_per_sample=per_aopc, order=order, classes=classes, patch_order=ordered,
+        grid=(gh, gw), replace=replace, score=score, forward_passes=passes)
+
+
+__all__ = ["DegradationResult", "degradation", "aopc", "ends_with_softmax",
+           "replacement_images", "patch_sums", "patch_order", "patch_grid", "patch_ids",
+           "gaussian_blur"]

@@ -1,0 +1,136 @@
+"""notebooks/: the two notebooks run from top to bottom and show what they promise.
+
+Each notebook is copied into a temporary folder and executed there with nbclient
+(``notebooks/run.py``: a fresh kernel of this interpreter, at most 300 s per cell, the
+temporary folder as working directory); the committed notebooks are never written, which the
+test checks. A cell that raises fails the test. The executed copy must hold at least one PNG
+picture, no TensorFlow start-up log lines, and the key numbers the prose relies on: the digits
+CNN's test accuracy, the two-pixel example's learned pattern, LRP-z = input x gradient, the
+saved and reloaded patterns giving the same explanation, ONet's p(face) statistics, its four
+refusals (PReLU) and PatternNet's gray signal on gray faces.
+
+The committed notebooks are checked too, without running them: stored with their outputs (every
+code cell executed, no errors, pictures present), so that they can be read without a kernel.
+
+Each notebook takes 25-55 s on two CPU cores (kernel start included), the two together about
+70 s, so the test is not marked slow.
+"""
+
+import base64
+import importlib.util
+import io
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from PIL import Image
+
+import keras_patterns as kp
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+NAMES = ("quickstart.ipynb", "faces.ipynb")
+# what TensorFlow's C++ start-up log looks like (the notebooks keep it out of their outputs)
+TF_LOG = re.compile(r"absl::InitializeLog|^[IWE]\d{4} \d\d:\d\d:\d\d", re.MULTILINE)
+
+
+def _runner():
+    spec = importlib.util.spec_from_file_location("notebooks_run", NOTEBOOKS / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _outputs(nb):
+    return [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
+
+
+def _stdout(nb):
+    return "".join(
+        out.text for out in _outputs(nb) if out.output_type == "stream" and out.name == "stdout"
+    )
+
+
+def _pictures(nb):
+    pictures = []
+    for out in _outputs(nb):
+        if out.output_type in ("display_data", "execute_result") and "image/png" in out.data:
+            pictures.append(Image.open(io.BytesIO(base64.b64decode(out.data["image/png"]))))
+    return pictures
+
+
+def _number(pattern, text):
+    match = re.search(pattern, text)
+    assert match, f"no match for {pattern!r} in the notebook's output:\n{text}"
+    return float(match.group(1))
+
+
+def _check_common(nb):
+    assert not [out for out in _outputs(nb) if out.output_type == "error"]
+    pictures = _pictures(nb)
+    assert pictures, "no image/png output"
+    for picture in pictures:
+        picture.load()  # a valid PNG
+        assert 100 <= picture.width <= 2000 and 100 <= picture.height <= 2000, picture.size
+    stderr = "".join(
+        out.text for out in _outputs(nb) if out.output_type == "stream" and out.name == "stderr"
+    )
+    assert not TF_LOG.search(stderr), f"TensorFlow log lines in the output:\n{stderr}"
+
+
+def _check_quickstart(nb):
+    text = _stdout(nb)
+    assert _number(r"test accuracy: (\d\.\d+)", text) >= 0.9
+    assert int(_number(r"(\d+) methods on 8 test digits", text)) >= 30
+    a0 = _number(r"learned pattern a: \[\s*(-?\d\.\d+)", text)
+    a1 = _number(r"learned pattern a: \[\s*-?\d\.\d+\s+(-?\d\.\d+)", text)
+    assert abs(a0 - 1.0) < 0.05 and abs(a1) < 0.05, (a0, a1)
+    assert _number(r"largest \|lrp\.z - input_t_gradient\|: (\S+)", text) < 1e-4
+    assert _number(r"largest difference from the explanation fitted above: (\S+)", text) < 1e-6
+    assert "PatternFileError" in text and "refit" in text
+    assert len(_pictures(nb)) == 3
+
+
+def _check_faces(nb):
+    text = _stdout(nb)
+    assert _number(r"accuracy at p\(face\) > 0\.5: (\d\.\d+)", text) >= 0.95
+    assert _number(r"100 faces:\s+mean p\(face\) (\d\.\d+)", text) >= 0.9
+    assert _number(r"100 non-faces: mean p\(face\) (\d\.\d+)", text) <= 0.1
+    for name in ("guided_backprop", "deconvnet", "deep_taylor", "deep_taylor.bounded"):
+        assert re.search(rf"^{re.escape(name)}: NotAnalyzableModelError: .*PReLU", text, re.M), name
+    assert _number(r"(?m)^pattern\.net\s+(\d\.\d+)", text) == 0.0  # gray signal
+    assert _number(r"largest \|lrp\.epsilon - input_t_gradient\|: (\S+)", text) < 1e-3
+    assert len(_pictures(nb)) == 1
+
+
+CHECKS = {"quickstart.ipynb": _check_quickstart, "faces.ipynb": _check_faces}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_notebook_has_its_outputs(name):
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    nbformat.validate(nb)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert code and all(cell.execution_count for cell in code), "stored without being run"
+    _check_common(nb)
+    CHECKS[name](nb)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_runs(name, tmp_path):
+    committed = (NOTEBOOKS / name).read_bytes()
+    copy = tmp_path / name
+    shutil.copyfile(NOTEBOOKS / name, copy)
+    nb, seconds = _runner().execute(copy, out=copy, timeout=300)
+    assert (NOTEBOOKS / name).read_bytes() == committed, "the committed notebook was written"
+    assert seconds < 300, f"{name} took {seconds:.0f} s"
+    _check_common(nb)
+    CHECKS[name](nb)
+    if name == "quickstart.ipynb":  # every method of the registry, none skipped
+        text = _stdout(nb)
+        assert "skipped" not in text, text
+        assert int(_number(r"(\d+) methods on 8 test digits", text)) == len(kp.list_analyzers())
+    # the written copy is the executed notebook
+    assert _stdout(nbformat.read(copy, as_version=4)) == _stdout(nb)
