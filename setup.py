@@ -2,7 +2,8 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
-DEMO = ["scikit-learn>=1.3", "scikit-image>=0.21", "mtcnn==1.0.0", "lz4>=4.3", "joblib>=1.3"]
+DEMO = ["scikit-learn>=1.3", "scikit-image>=0.21", "mtcnn==1.0.0", "lz4>=4.3", "joblib>=1.3",
+        "matplotlib>=3.7"]
 
 about = {}
 exec((Path(__file__).parent / "keras_patterns" / "version.py").read_text(), about)
@@ -28,7 +29,8 @@ setup(
     extras_require={
         # real networks and data for the demo and applications/, all offline: the digits
         # ship with scikit-learn, LFW faces with scikit-image, the trained MTCNN face
-        # networks (MIT licence) with mtcnn (whose weight files need lz4 and joblib)
+        # networks (MIT licence) with mtcnn (whose weight files need lz4 and joblib);
+        # matplotlib draws the plots of `keras-patterns reproduce`
         "demo": DEMO,
         # the tests run the applications too; hypothesis draws random architectures; ruff
         # is the project's linter (ruff.toml; .ci/run runs it); scipy's filters and rank

@@ -3,6 +3,8 @@
     keras-patterns demo [--out DIR]                  real networks explained, in pictures
     keras-patterns fit MODEL.keras DATA [--out F]    patterns of a model, fitted on DATA
     keras-patterns explain MODEL.keras IMAGES... --method NAME [--out DIR]
+    keras-patterns evaluate MODEL.keras DATA [--methods NAME...]   rho(S), degradation
+    keras-patterns reproduce [--out DIR]             the paper's experiments: a report
     keras-patterns list                              the methods and their parameters
     keras-patterns check                             every method on a small CNN
 
@@ -81,6 +83,31 @@ def parser():
     p.add_argument("--key", default=None, help=argparse.SUPPRESS)
     _data_options(p)
 
+    p = sub.add_parser("evaluate", help="signal quality and image degradation on data",
+                       description="Measure the signal quality rho(S) of the estimators per "
+                                   "layer (paper Eq. 1) on DATA and, with --methods, the image "
+                                   "degradation AOPC of each method; writes "
+                                   "OUT/evaluation.md.")
+    p.add_argument("model", help="a saved Keras model (.keras)")
+    p.add_argument("data", nargs="+", help="image folders/files, or one .npy/.npz file")
+    p.add_argument("--methods", nargs="*", default=[], help="methods to degrade with")
+    p.add_argument("--estimators", nargs="+", default=["random", "filter", "linear", "relu"])
+    p.add_argument("--patch-size", type=int, default=9, help="degradation patches (9)")
+    p.add_argument("--steps", type=int, default=100, help="patches replaced (100)")
+    p.add_argument("--images", type=int, default=64, help="images degraded (64)")
+    p.add_argument("--key", default=None, help="the array of a .npz file")
+    p.add_argument("--out", default="evaluation", help="output folder")
+    _data_options(p)
+
+    p = sub.add_parser("reproduce", help="the paper's experiments, offline: a report",
+                       description="Reproduce the paper's experiments (the toy, signal "
+                                   "quality, degradation, grids) plus a known-signal benchmark "
+                                   "and sanity checks on the digits CNN and ONet; writes "
+                                   "OUT/report.md and its figures (about 10 minutes).")
+    p.add_argument("--out", default="keras-patterns-report", help="output folder")
+    p.add_argument("--quick", action="store_true", help="a small setting (about a minute)")
+    p.add_argument("--seed", type=int, default=0)
+
     sub.add_parser("list", help="the methods and their parameters",
                    description="List every method with its description and parameters.")
     sub.add_parser("check", help="every method on a small CNN (an installation check)",
@@ -116,6 +143,7 @@ def main(argv=None):
     from . import commands, demo
 
     run = {"demo": demo.demo, "fit": commands.fit, "explain": commands.explain,
+           "evaluate": commands.evaluate, "reproduce": commands.reproduce,
            "list": commands.list_methods, "check": commands.check}[args.command]
     try:
         return run(args)

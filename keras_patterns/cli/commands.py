@@ -189,3 +189,59 @@ def check(args):
         print(f"{name:<{width}} {str(explanation.shape):<18} {took:>8.2f}  "
               f"{float(np.abs(explanation).mean()):>10.4g}  {description}")
     return 1 if failed else 0
+
+
+def _load_all(args, model):
+    """All of DATA as one array (the evaluation measures on it)."""
+    batches, _, where = _data_source(args, model, 256)
+    arrays = list(batches)
+    if not arrays:
+        raise InvalidInputError(f"No data in {where}.")
+    return np.concatenate(arrays), where
+
+
+def evaluate(args):
+    """rho(S) per layer on DATA, and the degradation AOPC of each method (and of a random
+    order), written to OUT/evaluation.md."""
+    from .. import evaluate as ev
+
+    model = load_model(args.model)
+    x, where = _load_all(args, model)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [f"# Evaluation of {model.name} on {where}", ""]
+    print(f"signal quality rho(S) on {len(x)} samples (thirds: fit, regression, measure)")
+    quality = ev.signal_quality(model, x, args.estimators, output_index=args.output_index,
+                                verbose=1)
+    print(quality.table())
+    lines += ["## Signal quality rho(S) (Eq. 1; higher is better)", "", "```",
+              quality.table(), "```", ""]
+    if args.methods:
+        n = min(len(x), args.images)
+        sample = x[:n]
+        rows = [("random order", ev.degradation(model, sample, None, args.patch_size,
+                                                args.steps, order="random").aopc)]
+        for name in args.methods:
+            cls = analyzer_class(name)
+            kwargs = {}
+            if name.startswith("pattern."):
+                kwargs["patterns"] = compute_patterns(model, x, output_index=args.output_index)
+            analyzer = cls(model, output_index=args.output_index, **kwargs)
+            rows.append((name, ev.degradation(model, sample, analyzer.analyze(sample),
+                                              args.patch_size, args.steps).aopc))
+            print(f"degradation {name}: AOPC {rows[-1][1]:.4f}")
+        lines += [f"## Image degradation ({n} images, {args.patch_size}x{args.patch_size} "
+                  f"patches, {args.steps} steps; AOPC, larger is better)", "",
+                  "| attribution | AOPC |", "|---|---|"]
+        lines += [f"| {name} | {value:.4f} |" for name, value in rows]
+    path = out / "evaluation.md"
+    path.write_text("\n".join(lines) + "\n")
+    print(f"wrote {path}")
+    return 0
+
+
+def reproduce(args):
+    from ..reproduce import reproduce as run
+
+    run(args.out, quick=args.quick, seed=args.seed)
+    return 0
