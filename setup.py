@@ -34,9 +34,10 @@ setup(
         "demo": DEMO,
         # the tests run the applications too; hypothesis draws random architectures; ruff
         # is the project's linter (ruff.toml; .ci/run runs it); scipy's filters and rank
-        # correlations are oracles of the evaluation tests; nbclient runs the notebooks
+        # correlations are oracles of the evaluation tests; nbclient runs the notebooks;
+        # tensorboard checks the callback's image summaries
         "test": ["pytest>=7", "hypothesis>=6.80", "ruff>=0.5", "scipy>=1.10", "nbclient>=0.7",
-                 "nbformat>=5", "ipykernel>=6"] + DEMO,
+                 "nbformat>=5", "ipykernel>=6", "tensorboard>=2.16"] + DEMO,
     },
     entry_points={"console_scripts": ["keras-patterns = keras_patterns.cli:main"]},
     classifiers=[

@@ -33,7 +33,7 @@ _EXPORTS = {
     "model_wo_output_activation": ("utils", "model_wo_output_activation"),
 }
 
-__all__ = ["__version__", *_EXPORTS, "evaluate", "utils", "visualize"]
+__all__ = ["__version__", *_EXPORTS, "callbacks", "evaluate", "utils", "visualize"]
 
 
 def __getattr__(name):
