@@ -26,7 +26,7 @@ from nbclient import NotebookClient
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-NOTEBOOKS = (HERE / "quickstart.ipynb", HERE / "faces.ipynb")
+NOTEBOOKS = (HERE / "quickstart.ipynb", HERE / "faces.ipynb", HERE / "evaluation.ipynb")
 KERNEL = "python3"
 #: names jupyter_client replaces by sys.executable when it starts a kernel
 _PYTHON_NAMES = {"python", f"python{sys.version_info[0]}", "python%d.%d" % sys.version_info[:2]}
