@@ -373,6 +373,26 @@ def test_rank_deficient_inputs_match_minimum_norm_least_squares():
     np.testing.assert_allclose(result.per_neuron["filter"]["dense"], 0.0, atol=1e-6)
 
 
+def test_a_random_pattern_nearly_orthogonal_to_w_matches_least_squares():
+    """A random direction u nearly orthogonal to w gives a = u / (w^T u) a huge norm; with
+    inputs that never vary (dead ReLUs upstream) Sigma_dd is then singular far beyond the
+    ridge, and the Woodbury solve alone returned a v that anti-correlated with y (rho = 2
+    for one neuron, where least squares gives rho = 0)."""
+    rng = np.random.default_rng(7)
+    z = rng.normal(size=(1800, 8))
+    x = np.maximum(z @ rng.normal(size=(8, 64)) + rng.normal(size=64), 0)
+    x = x * rng.uniform(0.01, 3, 64)
+    x[:, :21] = 0.0
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10, name="out")])
+    model.get_layer("out").set_weights([(0.1 * rng.normal(size=(64, 10))).astype("float32"),
+                                        np.zeros(10, "float32")])
+    x = x.astype("float32")
+    result = signal_quality(model, x, ("random",), seed=7, per_neuron=True)
+    expected = oracle(model, x, ("random",), seed=7)
+    assert_matches(result, expected, atol=1e-6)
+    assert np.all(result.per_neuron["random"]["out"] <= 1.0)
+
+
 # ---------------------------------------------------------------------------------------
 # the paper's linear toy (section 2, Fig. 2)
 

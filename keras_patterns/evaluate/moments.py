@@ -22,6 +22,8 @@ from ..kernels import shape_of
 
 #: ridge added to the input covariance, relative to its mean eigenvalue tr(Sigma_x) / D
 RIDGE = 1e-10
+#: relative residual |g - (Sigma_dd + eps I) v| / |g| above which a neuron is solved directly
+SOLVE_TOLERANCE = 1e-6
 #: float64 entries of the per-neuron Woodbury terms held at once (about 128 MiB)
 _CHUNK_ENTRIES = 2**24
 
@@ -340,8 +342,25 @@ def regression_vectors(sigma, terms, ridge=RIDGE, refinements=4):
             v = np.where(better[:, None], trial, v)
             res = np.where(better[:, None], trial_res, res)
             size = np.minimum(size, trial_size)
+        # where the Woodbury round-off survived the refinement (Sigma_dd far more singular
+        # than sigma + eps I, e.g. a random pattern nearly orthogonal to w, so that |a| is
+        # huge), solve that neuron's system directly; a least-squares v always has
+        # v^T g > 0, so a v that anti-correlates on its own split is wrong too
+        failed = (size > SOLVE_TOLERANCE * np.linalg.norm(gc, axis=1)) | (
+            np.einsum("fd,fd->f", v, gc) <= 0)
+        for i in np.flatnonzero(failed & (np.linalg.norm(gc, axis=1) > 0)):
+            v[i] = direct_solve(sigma, uc[i], cc[i], gc[i], eps)
         out[lo:hi] = v
     return out
+
+
+def direct_solve(sigma, u, c, g, eps):
+    """(Sigma_dd + eps I)^-1 g for one neuron from the explicit Sigma_dd = sigma + u c u^T
+    (D x D, O(D^3)): its eigen-decomposition, with eigenvalues below zero by round-off
+    counted as zero, so that the matrix solved is positive definite."""
+    sigma_dd = sigma + u @ c @ u.T
+    values, vectors = np.linalg.eigh(0.5 * (sigma_dd + sigma_dd.T))
+    return vectors @ ((vectors.T @ g) / (np.maximum(values, 0.0) + eps))
 
 
 def correlations(v, moments, a, delta=None):

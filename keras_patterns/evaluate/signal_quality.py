@@ -74,7 +74,12 @@ zeros of a dead ReLU channel, constant padding), hence the ridge eps = 1e-10 tr(
 by about eps over the smallest eigenvalue of Sigma_dd (tested: below 1e-10), and its effect
 along w never matters (w^T d = 0 on every split). Near-degenerate neurons move more (a
 regime with one observation in split 2 gives the residual a direction of tiny variance:
-6e-5 in rho on a digits CNN, proportional to the ridge). On split 3, from split 3's
+6e-5 in rho on a digits CNN, proportional to the ridge). A neuron whose refined v still
+leaves a relative residual above 1e-6 (`moments.SOLVE_TOLERANCE`), or anti-correlates with y
+on split 2 (impossible for a least-squares v), is solved directly from the explicit
+Sigma_dd (its eigen-decomposition, O(D^3) for that neuron only): this happens where Sigma_dd
+is far more singular than Sigma_x + eps I, e.g. a random pattern nearly orthogonal to w
+(a = u / (w^T u) huge) next to inputs that never vary. On split 3, from split 3's
 moments and the same patterns,
 
     corr_3 = v^T cov_3[d, y] / sqrt(v^T Sigma3_dd v var_3[y]),    rho = 1 - corr_3,
