@@ -1,12 +1,13 @@
 """Fitting under tf.distribute.MirroredStrategy on two logical CPU devices gives the same
-statistics as a single device (exact totals: no replica is counted twice)."""
+statistics as a single device (exact totals: no replica is counted twice); explaining under
+it gives the same explanations, each replica explaining its contiguous share of a chunk."""
 
 import os
 import subprocess
 import sys
 import textwrap
 
-SCRIPT = textwrap.dedent("""
+TWO_DEVICES = textwrap.dedent("""
     import os
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     import numpy as np
@@ -16,6 +17,9 @@ SCRIPT = textwrap.dedent("""
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
     import keras_patterns as kp
+""")
+
+SCRIPT = TWO_DEVICES + textwrap.dedent("""
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((6, 6, 2)), keras.layers.Conv2D(3, 3, activation="relu"),
@@ -37,9 +41,62 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_mirrored_strategy_on_two_logical_cpus():
+    _run(SCRIPT)
+
+
+ANALYZE_SCRIPT = TWO_DEVICES + textwrap.dedent("""
+    from keras_patterns import replicas
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8, 8, 2)),
+                              keras.layers.Conv2D(4, 3, activation="relu"),
+                              keras.layers.Flatten(), keras.layers.Dense(5)])
+    x = np.random.default_rng(0).normal(size=(37, 8, 8, 2)).astype("float32")
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+    # which replica explained which sample: contiguous shares, in order
+    split = replicas.Split(lambda per_sample: [
+        tf.zeros_like(per_sample[0][:, 0, 0, 0])
+        + tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.float32)])
+    owner = split(strategy, [tf.constant(x)])[0].numpy()
+    assert owner.tolist() == [0.0] * 19 + [1.0] * 18, owner
+    assert replicas.shares(37, 2) == [(0, 19), (19, 37)]
+
+    calls = []
+    step = replicas.Split._step
+    replicas.Split._step = lambda self, s: calls.append(s) or step(self, s)
+    methods = [("gradient", {}), ("pattern.attribution", {}), ("lrp.epsilon", {}),
+               ("smoothgrad", {"augment_by_n": 5, "seed": 1}),
+               ("integrated_gradients", {"steps": 4})]
+    for name, kwargs in methods:
+        for mode in ("max_activation", "index"):
+            analyzer = kp.create_analyzer(name, model, neuron_selection_mode=mode,
+                                          batch_size=12, **kwargs)
+            if name.startswith("pattern."):
+                analyzer.fit(x)
+            selection = None if mode == "max_activation" else np.arange(37) % 5
+            one = analyzer.analyze(x, selection)
+            del calls[:]
+            two = analyzer.analyze(x, selection, strategy=strategy)
+            assert calls, (name, "the strategy was not used")
+            with strategy.scope():
+                three = analyzer.analyze(x, selection)
+            # chunks 12, 12, 12 are split 6 + 6; the last chunk (1 sample) runs alone
+            np.testing.assert_allclose(two, one, rtol=1e-6, atol=1e-7, err_msg=name)
+            np.testing.assert_allclose(three, one, rtol=1e-6, atol=1e-7, err_msg=name)
+    print("ok")
+""")
+
+
+def test_explanations_under_a_mirrored_strategy_equal_one_device():
+    _run(ANALYZE_SCRIPT)
+
+
+def _run(script):
+    """Run `script` in its own process (logical devices are set before TensorFlow starts)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith("ok")

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .. import replicas
 from .._warn import warn
 from ..canonize import prepare
 from ..compiled import compiled
@@ -210,7 +211,7 @@ class Analyzer:
                         **kwargs)
 
     def analyze(self, X: Any, neuron_selection: Optional[Union[int, Sequence[int]]] = None,
-                batch_size: Optional[int] = None) -> Any:
+                batch_size: Optional[int] = None, *, strategy: Any = None) -> Any:
         """Explain `X`.
 
         Args:
@@ -219,7 +220,12 @@ class Analyzer:
                 ignored), streamed batch by batch.
             neuron_selection: with ``neuron_selection_mode="index"``, one int or one int
                 per sample.
-            batch_size: chunk size of the analysis (default: the analyzer's).
+            batch_size: chunk size of the analysis (default: the analyzer's); under a
+                strategy with R replicas each replica explains ceil(batch_size / R) of them.
+            strategy: a `tf.distribute` strategy whose replicas share every chunk
+                (`replicas`; default: the strategy of the current scope, so ``with
+                strategy.scope(): analyzer.analyze(x)`` explains on all its devices). The
+                explanation is the one a single device gives.
 
         Returns:
             An array shaped like `X` (a list or dict of arrays, one per input, for a list or
@@ -230,8 +236,9 @@ class Analyzer:
                 NaN or inf, token ids), an empty batch or a bad `neuron_selection`.
         """
         bs = self.batch_size if batch_size is None else check_batch_size(batch_size)
+        strategy = replicas.current(strategy)
         if isinstance(X, tf.data.Dataset):
-            return self._analyze_dataset(X, neuron_selection, bs)
+            return self._analyze_dataset(X, neuron_selection, bs, strategy)
         xs, form = self._standardize(X)
         self._before_analyze()
         n = len(xs[0])
@@ -240,7 +247,7 @@ class Analyzer:
         for start in range(0, n, bs):
             part = [x[start : start + bs] for x in xs]
             idx = None if index is None else index[start : start + bs]
-            chunks.append([np.asarray(e) for e in self._analyze_batch(part, idx)])
+            chunks.append([np.asarray(e) for e in self._analyze_batch(part, idx, strategy)])
         result = [np.concatenate([c[i] for c in chunks]) for i in range(len(xs))]
         for e in result:
             if e.dtype.kind == "f" and not np.isfinite(e).all():
@@ -251,7 +258,7 @@ class Analyzer:
                     "inputs, or a denominator that cancels to almost zero).")
         return in_form(result, form, self.graph.inputs)
 
-    def _analyze_dataset(self, dataset, neuron_selection, batch_size):
+    def _analyze_dataset(self, dataset, neuron_selection, batch_size, strategy):
         """Explain every batch of a tf.data.Dataset; one int or one int per sample (over
         the whole dataset) selects the neurons in index mode."""
         n_inputs = len(self.graph.inputs)
@@ -270,7 +277,8 @@ class Analyzer:
             selection = neuron_selection
             if per_sample:
                 selection = np.asarray(neuron_selection)[seen : seen + n]
-            out = self.analyze(xs if n_inputs > 1 else xs[0], selection, batch_size)
+            out = self.analyze(xs if n_inputs > 1 else xs[0], selection, batch_size,
+                               strategy=strategy)
             parts.append(out if n_inputs > 1 else [out])
             seen += n
         if not parts:
@@ -285,7 +293,8 @@ class Analyzer:
     def _before_analyze(self):
         """Checks of the analyzer's state before an analysis (see the pattern analyzers)."""
 
-    def _analyze_batch(self, xs, index):
+    def _analyze_batch(self, xs, index, strategy):
+        """The explanation of one chunk: numpy arrays or tensors, one per input."""
         raise NotImplementedError
 
 
@@ -339,16 +348,18 @@ class ReverseAnalyzer(Analyzer):
     def _postprocess(self, xs, explanations):
         return explanations
 
+    def _explain_split(self, per_sample):
+        return self._explain(per_sample[:-1], per_sample[-1])
+
     def _compiled(self):
         if self._function is None:
-            self._function = compiled(self._explain, self.jit_compile)
+            self._function = replicas.Split(compiled(self._explain_split, self.jit_compile))
         return self._function
 
-    def _analyze_batch(self, xs, index):
-        fn = self._compiled()
+    def _analyze_batch(self, xs, index, strategy):
         xs = [tf.convert_to_tensor(x) for x in xs]
         idx = tf.zeros((len(xs[0]),), tf.int32) if index is None else tf.constant(index)
-        return fn(xs, idx)
+        return self._compiled()(strategy, xs + [idx])
 
 
 def load_model_argument(model):

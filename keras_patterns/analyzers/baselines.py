@@ -13,7 +13,7 @@ class InputAnalyzer(Analyzer):
     name = "input"
     description = "the input itself (baseline)"
 
-    def _analyze_batch(self, xs, index):
+    def _analyze_batch(self, xs, index, strategy):  # no model: nothing to distribute
         return [np.asarray(x, dtype="float32") for x in xs]
 
 
@@ -35,7 +35,7 @@ class RandomAnalyzer(Analyzer):
         self.seed = seed
         super().__init__(model, **kwargs)
 
-    def _analyze_batch(self, xs, index):
+    def _analyze_batch(self, xs, index, strategy):  # no model: nothing to distribute
         keys = sample_keys(xs, self.seed)
         out = []
         for i, x in enumerate(xs):

@@ -6,6 +6,7 @@ All start the reverse pass with 1 at the selected output (paper appendix A.1).
 import numpy as np
 import tensorflow as tf
 
+from .. import replicas
 from ..compiled import compiled
 from ..errors import InvalidInputError, NotAnalyzableModelError
 from ..graph import EMBEDDING
@@ -128,9 +129,15 @@ class _AveragedGradient(ReverseAnalyzer):
             sums.append(tf.reduce_sum(o * w, axis=0))
         return sums
 
-    def _analyze_batch(self, xs, index):
+    def _group_sum_split(self, per_sample, first, group):
+        n_inputs = len(per_sample) - 2
+        return self._group_sum(per_sample[:n_inputs], per_sample[n_inputs], first, group,
+                               per_sample[n_inputs + 1])
+
+    def _analyze_batch(self, xs, index, strategy):
         if self._group_function is None:
-            self._group_function = compiled(self._group_sum, self.jit_compile)
+            self._group_function = replicas.Split(
+                compiled(self._group_sum_split, self.jit_compile))
             self._index_function = compiled(self._forward_index)
         keys = tf.constant(self._keys(xs))
         xs = [tf.convert_to_tensor(x) for x in xs]
@@ -143,7 +150,8 @@ class _AveragedGradient(ReverseAnalyzer):
         group = max(1, min(self.n_copies, self.batch_size // n))
         totals = None
         for first in range(0, self.n_copies, group):
-            sums = self._group_function(xs, index, tf.constant(first), group, keys)
+            sums = self._group_function(strategy, [*xs, index, keys], tf.constant(first),
+                                        group)
             totals = sums if totals is None else [t + s for t, s in zip(totals, sums)]
         means = [t / self.n_copies for t in totals]
         return [e.numpy() for e in self._combine(xs, means)]
