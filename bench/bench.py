@@ -1,19 +1,31 @@
-"""Speed and memory ratios on a VGG16-shaped model, measured in one run.
+"""Speed and memory of every method against its goal, VGG16 at 224x224, measured in one run.
 
-    python bench/bench.py [--size 64] [--images 64] [--repeats 3] [--methods gradient,...]
-    python bench/bench.py --fit-memory      # peak memory of fitting on N and 10 N images
+    python bench/bench.py                         # every figure (about 10 minutes, 2 cores)
+    python bench/bench.py --size 64 --sections analysis,noise
+    python bench/bench.py --sections memory       # fit memory up to 10,000 streamed images
 
-Prints, per method, analyze time / forward time over the same images (best of `repeats`),
-the time to build an analyzer plus its first call, and fit time / forward time: for a fit on
-one batch of the images (fixed costs included) and per further batch (the streaming pass
-alone: the difference between fits on 1 + k batches and on 1 batch, divided by k). Beside
-it, the floor of any exact statistics pass: the forward pass plus the two kernel gradients
-per layer that the estimator needs. Ratios, not absolute times, are comparable between
-machines; timings on a busy machine are noisy.
+Sections (``--sections``, comma-separated; all by default):
+
+- ``analysis``: per method, analyze time / forward time over the same batch (best of
+  ``--repeats``) and the seconds to build the analyzer plus its first call. Pattern
+  methods use relu patterns fitted beforehand (the fit is not part of the build).
+- ``fit``: ``compute_patterns`` on ``--fit-images`` images in batches of ``--fit-batch``,
+  fixed costs included, over the forward pass of the same images in the same batches;
+  the statistics pass per further batch over its floor (the forward pass plus the two
+  kernel gradients per layer that the estimator needs, in float32, nothing kept).
+- ``noise``: SmoothGrad and Integrated Gradients with ``--copies`` copies over that many
+  gradients of the same batch.
+- ``memory`` (each run in its own process): peak RSS and images per second of fits
+  streaming ``--memory-images`` images from a tf.data pipeline at ``--memory-size``, and
+  peak RSS of SmoothGrad with few and many copies at the same ``batch_size``.
+
+Ratios, not absolute times, carry over between machines; the models have random weights.
+Timings on a busy machine are noisy: compare methods within one run.
 """
 
 import argparse
 import functools
+import json
 import os
 import resource
 import subprocess
@@ -30,9 +42,18 @@ import tensorflow as tf  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import keras_patterns as kp  # noqa: E402
 
-DEFAULT_METHODS = ("gradient", "guided_backprop", "pattern.net", "pattern.attribution",
-                   "lrp.z", "lrp.epsilon", "lrp.alpha_2_beta_1", "lrp.sequential_preset_a",
-                   "deep_taylor")
+#: method -> the goal of its analyze/forward ratio
+ANALYSIS_GOALS = {
+    "gradient": 2.2, "guided_backprop": 2.2, "deconvnet": 2.2, "pattern.net": 2.2,
+    "pattern.attribution": 2.2, "lrp.z": 2.4, "lrp.epsilon": 2.4, "lrp.alpha_1_beta_0": 3.0,
+    "lrp.sequential_preset_a": 3.0, "lrp.sequential_preset_b": 3.0, "deep_taylor": 3.0,
+}
+BUILD_GOAL_S = 1.0
+PATTERN_WITHIN_GRADIENT = 0.05
+FIT_GOAL = 6.0
+FIT_PER_BATCH_GOAL = 1.15
+NOISE_GOAL = 1.1
+SECTIONS = ("analysis", "fit", "noise", "memory")
 
 
 def vgg16(size):
@@ -51,69 +72,80 @@ def best_time(fn, repeats):
     return min(times)
 
 
+def verdict(value, goal):
+    return f"goal <= {goal:<5g} {'met' if value <= goal else 'MISSED'}"
+
+
+def row(name, value, goal=None, extra=""):
+    print(f"{name:<40} {value:>9.2f}   " + (verdict(value, goal) if goal else "")
+          + (f"   {extra}" if extra else ""))
+
+
+def quiet_fit(*args, **kwargs):
+    with warnings.catch_warnings():  # random weights and images leave dead units
+        warnings.simplefilter("ignore")
+        return kp.compute_patterns(*args, **kwargs)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--size", type=int, default=64)
-    p.add_argument("--images", type=int, default=32)
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--images", type=int, default=4, help="the analysis batch")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS))
-    p.add_argument("--fit-memory", action="store_true")
-    p.add_argument("--no-fit", action="store_true", help="time the analyzers only")
-    p.add_argument("--fit-batches", type=int, default=4,
+    p.add_argument("--methods", default=",".join(ANALYSIS_GOALS))
+    p.add_argument("--sections", default=",".join(SECTIONS))
+    p.add_argument("--fit-images", type=int, default=32)
+    p.add_argument("--fit-batch", type=int, default=8)
+    p.add_argument("--fit-batches", type=int, default=2,
                    help="further batches whose fit time gives the cost per batch")
-    p.add_argument("--float64", action="store_true",
-                   help="also time fitting with precision='float64'")
-    p.add_argument("--_fit_only", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--copies", type=int, default=8, help="SmoothGrad/IG copies")
+    p.add_argument("--memory-size", type=int, default=32)
+    p.add_argument("--memory-images", default="1000,10000")
+    p.add_argument("--_child", default="", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args._child:
+        return child(json.loads(args._child))
+    sections = args.sections.split(",")
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        p.error(f"unknown section(s) {unknown}; choose from {SECTIONS}")
 
     model = vgg16(args.size)
-    rng = np.random.default_rng(0)
-    if args._fit_only:
-        data = tf.data.Dataset.from_tensor_slices(
-            rng.uniform(size=(args._fit_only, args.size, args.size, 3)).astype("float32")
-        ).batch(16)
-        kp.compute_patterns(model, data)
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-        return
-    if args.fit_memory:
-        peaks = []
-        for n in (args.images, 10 * args.images):
-            out = subprocess.run([sys.executable, __file__, "--size", str(args.size),
-                                  "--_fit_only", str(n)], capture_output=True, text=True,
-                                 check=True)
-            peaks.append(int(out.stdout.strip().splitlines()[-1]))
-            print(f"fit on {n:6d} images: peak RSS {peaks[-1] / 1024:8.1f} MiB")
-        print(f"peak memory ratio (10x data): {peaks[1] / peaks[0]:.2f}")
-        return
-
-    x = rng.uniform(size=(args.images, args.size, args.size, 3)).astype("float32")
+    x = np.random.default_rng(0).uniform(size=(args.images, args.size, args.size, 3))
+    x = x.astype("float32")
     forward = tf.function(lambda v: model(v, training=False), autograph=False)
     t_forward = best_time(lambda: forward(x).numpy(), args.repeats)
-    print(f"VGG16-shaped model, {args.images} images of {args.size}x{args.size}; "
-          f"forward {t_forward * 1000:.1f} ms")
-    print(f"{'method':<22} {'build+1st call s':>16} {'analyze/forward':>16}")
+    print(f"VGG16, {args.images} images of {args.size}x{args.size}; forward "
+          f"{t_forward * 1000:.1f} ms; TensorFlow {tf.__version__}, Keras {keras.__version__}")
+    if "analysis" in sections:
+        analysis(model, x, t_forward, args)
+    if "fit" in sections:
+        fitting(model, args)
+    if "noise" in sections:
+        noise(model, x, args)
+    if "memory" in sections:
+        memory(args)
+
+
+def analysis(model, x, t_forward, args):
+    patterns = None
+    if any(name.startswith("pattern.") for name in args.methods.split(",")):
+        patterns = quiet_fit(model, x, batch_size=len(x))
+    print(f"\n{'analyze / forward':<40} {'ratio':>9}   build + first call (s)")
+    ratios = {}
     for name in args.methods.split(","):
+        extra = {"patterns": patterns} if name.startswith("pattern.") else {}
         start = time.perf_counter()
-        # Pattern methods use unfitted filter patterns here: the backward pass costs the same.
-        extra = {"pattern_type": "filter"} if name.startswith("pattern.") else {}
-        analyzer = kp.create_analyzer(name, model, batch_size=args.images, **extra)
+        analyzer = kp.create_analyzer(name, model, batch_size=len(x), **extra)
         analyzer.analyze(x[:1])
         t_build = time.perf_counter() - start
-        t = best_time(functools.partial(analyzer.analyze, x), args.repeats)
-        print(f"{name:<22} {t_build:>16.2f} {t / t_forward:>16.2f}")
-    if args.no_fit:
-        return
-    floor = kernel_gradient_floor(model)
-    t_floor = best_time(lambda: floor(x).numpy(), args.repeats)
-    print(f"{'floor: fwd + 2 grads':<22} {'':>16} {t_floor / t_forward:>16.2f}")
-    for precision in ("float32", "float64") if args.float64 else ("float32",):
-        t_one, t_more = fit_times(model, x, args.images, args.fit_batches, precision)
-        per_batch = (t_more - t_one) / args.fit_batches
-        print(f"{'fit, ' + precision + ', 1 batch':<22} {'':>16} {t_one / t_forward:>16.2f}")
-        noisy = t_more - t_one < 0.5 * t_one
-        print(f"{'fit, ' + precision + ', per batch':<22} {'':>16} {per_batch / t_forward:>16.2f}"
-              f"   ({per_batch / t_floor:.2f} x the floor)"
-              + ("   unreliable: fixed costs dominate, raise --fit-batches" if noisy else ""))
+        ratios[name] = best_time(functools.partial(analyzer.analyze, x), args.repeats) / t_forward
+        goal = ANALYSIS_GOALS.get(name)
+        print(f"{name:<40} {ratios[name]:>9.2f}   " + (verdict(ratios[name], goal) if goal else "")
+              + f"   build {t_build:.2f} s {'met' if t_build <= BUILD_GOAL_S else 'MISSED'}")
+    if "gradient" in ratios and "pattern.attribution" in ratios:
+        excess = ratios["pattern.attribution"] / ratios["gradient"] - 1
+        row("pattern.attribution / gradient - 1", excess, PATTERN_WITHIN_GRADIENT)
 
 
 def kernel_gradient_floor(model):
@@ -140,21 +172,112 @@ def kernel_gradient_floor(model):
     return tf.function(step, autograph=False)
 
 
-def fit_times(model, x, batch_size, more, precision):
-    """Seconds for a fit on one batch (fixed costs included) and on 1 + `more` batches;
-    best of two each."""
-    xs = np.concatenate([x] * (1 + more))
-    with warnings.catch_warnings():  # random weights and images leave dead units
-        warnings.simplefilter("ignore")
-        times = []
-        for data in (x, xs):
-            runs = []
-            for _ in range(2):
-                start = time.perf_counter()
-                kp.compute_patterns(model, data, batch_size=batch_size, precision=precision)
-                runs.append(time.perf_counter() - start)
-            times.append(min(runs))
-    return times
+def fitting(model, args):
+    """Fit / forward over the same images, fixed costs included, and the per-batch cost of
+    the statistics pass over its floor (best of two fits each)."""
+    b, n = args.fit_batch, args.fit_images
+    x = np.random.default_rng(1).uniform(size=(n, args.size, args.size, 3)).astype("float32")
+    forward = tf.function(lambda v: model(v, training=False), autograph=False)
+    t_forward = best_time(lambda: [forward(x[i : i + b]).numpy() for i in range(0, n, b)],
+                          args.repeats)
+    floor = kernel_gradient_floor(model)
+    t_floor = best_time(lambda: floor(x[:b]).numpy(), args.repeats)
+    t_batch = t_forward * b / n
+
+    def fit_time(data):
+        runs = []
+        for _ in range(2):
+            start = time.perf_counter()
+            quiet_fit(model, data, batch_size=b)
+            runs.append(time.perf_counter() - start)
+        return min(runs)
+
+    t_fit = fit_time(x)
+    t_more = fit_time(np.concatenate([x, x[: args.fit_batches * b]]))
+    per_batch = (t_more - t_fit) / args.fit_batches
+    print(f"\nfit, relu patterns, {n} images in batches of {b} (forward over them "
+          f"{t_forward:.2f} s)")
+    row(f"fit {n} images / forward", t_fit / t_forward, FIT_GOAL,
+        f"fit {t_fit:.2f} s, fixed costs about {t_fit - n / b * per_batch:.2f} s")
+    row("floor per batch / forward", t_floor / t_batch)
+    row("fit per further batch / floor", per_batch / t_floor, FIT_PER_BATCH_GOAL,
+        "unreliable: raise --fit-batches" if per_batch <= 0 else "")
+
+
+def noise(model, x, args):
+    """SmoothGrad and Integrated Gradients over `copies` gradients of the same batch."""
+    k = args.copies
+    gradient = kp.create_analyzer("gradient", model, batch_size=len(x))
+    t_gradient = best_time(functools.partial(gradient.analyze, x), args.repeats)
+    print(f"\nnoise and paths, {k} copies of {len(x)} images (one gradient "
+          f"{t_gradient * 1000:.0f} ms)")
+    for name, kwargs in (("smoothgrad", {"augment_by_n": k, "seed": 0}),
+                         ("integrated_gradients", {"steps": k})):
+        analyzer = kp.create_analyzer(name, model, batch_size=len(x), **kwargs)
+        t = best_time(functools.partial(analyzer.analyze, x), args.repeats)
+        row(f"{name} / ({k} x gradient)", t / (k * t_gradient), NOISE_GOAL)
+
+
+def memory(args):
+    """Peak RSS, each in its own process: fits streaming the given numbers of images from a
+    tf.data pipeline, and SmoothGrad with 8 and 128 copies at batch_size 4."""
+    print(f"\nmemory at {args.memory_size}x{args.memory_size} (each run in its own process)")
+    fits = []
+    for n in (int(v) for v in args.memory_images.split(",")):
+        out = run_child({"job": "fit", "size": args.memory_size, "images": n})
+        fits.append(out)
+        print(f"{'fit, ' + str(n) + ' images streamed':<40} peak RSS {out['rss'] / 1024:8.1f} "
+              f"MiB, {out['images_per_s']:.0f} images/s")
+    row("peak RSS ratio, most / fewest", fits[-1]["rss"] / fits[0]["rss"], 1.1)
+    noisy = [run_child({"job": "smoothgrad", "size": args.memory_size, "copies": c})
+             for c in (8, 128)]
+    for c, out in zip((8, 128), noisy):
+        print(f"{'smoothgrad, ' + str(c) + ' copies, batch_size 4':<40} peak RSS "
+              f"{out['rss'] / 1024:8.1f} MiB")
+    row("peak RSS ratio, 128 / 8 copies", noisy[1]["rss"] / noisy[0]["rss"], 1.1)
+
+
+def run_child(job):
+    out = subprocess.run([sys.executable, __file__, "--_child", json.dumps(job)],
+                         capture_output=True, text=True)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode != 0 or not lines:
+        raise SystemExit(f"{job} failed:\n{out.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+def child(job):
+    size = job["size"]
+    model = vgg16(size)
+    result = {}
+    if job["job"] == "fit":
+        n = job["images"]
+        data = tf.data.Dataset.range(n).map(
+            lambda i: tf.random.stateless_uniform((size, size, 3), tf.stack([i, i + 1])))
+        data = data.batch(32).prefetch(2)
+        start = time.perf_counter()
+        quiet_fit(model, data)
+        result["images_per_s"] = n / (time.perf_counter() - start)
+    else:
+        x = np.random.default_rng(0).uniform(size=(4, size, size, 3)).astype("float32")
+        analyzer = kp.create_analyzer("smoothgrad", model, augment_by_n=job["copies"],
+                                      batch_size=4, seed=0)
+        analyzer.analyze(x)
+    result["rss"] = peak_rss_kib()
+    print(json.dumps(result))
+
+
+def peak_rss_kib():
+    """This process's peak resident memory (VmHWM; unlike ru_maxrss it does not carry the
+    parent's peak over into a child process)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
 
 
 if __name__ == "__main__":

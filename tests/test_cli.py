@@ -110,6 +110,7 @@ def test_explain_with_patterns_fitted_by_the_command(saved, tmp_path):
     assert_close(np.load(out / "img0.pattern.net.npy"), want[0])
 
 
+@pytest.mark.slow  # one process per bad input: about a minute on 2 cores
 def test_user_errors_are_one_line_with_status_2(saved, tmp_path):
     _one_line_error(run("fit", tmp_path / "missing.keras", saved["images"]),
                     "missing.keras", "does not exist")

@@ -57,11 +57,9 @@ class _PatternAnalyzer(ReverseAnalyzer):
         super().__init__(model, **kwargs)
         self._keys = pattern_keys(self.graph)
         self._entries = layout(self.graph, self._keys)
-        #: key -> {array name -> the kernel the reverse pass uses: A, or W * A}
-        self._kernels = {
-            key: {name: tf.Variable(tf.zeros(kmap.kernel.shape), trainable=False, name=name)
-                  for name in self.estimator.arrays}
-            for _, key, kmap in self._entries}
+        #: key -> {array name -> the kernel the reverse pass uses: A, or W * A}, created
+        #: by the first `set_patterns` (or as zeros by a reverse model built before it)
+        self._kernels = {}
         if patterns is not None:
             self.set_patterns(patterns)
         elif not self.estimator.fitted:
@@ -133,9 +131,16 @@ class _PatternAnalyzer(ReverseAnalyzer):
                     "The patterns were fitted for other weights of this model (was it trained "
                     "since?); refit them: analyzer.fit(data).")
         for _, key, kmap in self._entries:
-            w = np.asarray(kmap.kernel, np.float64) if self.attribution else 1.0
+            w = np.asarray(tf.convert_to_tensor(kmap.kernel)) if self.attribution else None
             for name, a in patterns[key].items():
-                self._kernels[key][name].assign((w * np.asarray(a)).astype(np.float32))
+                # A, or W * A formed in float64 and rounded once, written straight into
+                # the float32 array the reverse pass reads (one kernel-sized allocation)
+                kernel = np.empty(np.shape(a), np.float32)
+                if w is None:
+                    kernel[...] = a
+                else:
+                    np.multiply(a, w, out=kernel, dtype=np.float64, casting="unsafe")
+                self._set_kernel(key, name, kernel)
         self.patterns = patterns
         self._probe = probe(self._entries)
 
@@ -173,10 +178,32 @@ class _PatternAnalyzer(ReverseAnalyzer):
                 f"were fitted; patterns describe the weights they were fitted for: refit them "
                 "(analyzer.fit(data)).")
 
+    def _set_kernel(self, key, name, value):
+        """Hold `value` as `key`'s reverse kernel `name`. A variable once created is kept
+        for the analyzer's life (the reverse layers read it), so new patterns are assigned
+        in place; it is created from the first value, without a zero-filled copy first."""
+        kernels = self._kernels.setdefault(key, {})
+        if name in kernels:
+            kernels[name].assign(value)
+        else:
+            kernels[name] = tf.Variable(value, trainable=False, name=name)
+
+    def _kernel_variables(self, key, shape, gated):
+        """{array name -> variable} of `key`'s reverse layer, zeros for those no patterns
+        have set yet (a reverse model built before `set_patterns`). Behind rectifiers only
+        (`gated`) a two-component layer never reads a_minus."""
+        names = [n for n in self.estimator.arrays if not (gated and n == "a_minus")]
+        for name in names:
+            if name not in self._kernels.get(key, {}):
+                self._set_kernel(key, name, tf.zeros(shape))
+        return self._kernels[key]
+
     def reverse_layer_for(self, node):
         if node.role == KERNEL:
-            return PatternReverse(node, self._kernels[self._keys[node]],
-                                  self.graph.only_rectifiers_consume(node), self.rescale)
+            gated = self.graph.only_rectifiers_consume(node)
+            kernels = self._kernel_variables(self._keys[node], node.kernel_map.kernel.shape,
+                                             gated)
+            return PatternReverse(node, kernels, gated, self.rescale)
         return super().reverse_layer_for(node)
 
 

@@ -32,14 +32,17 @@ def _to_kernel(kmap, vector):
 
 
 def _normalise(kmap, w, direction, valid):
-    """direction / (w^T direction) per neuron; zero where invalid or w^T direction ~ 0."""
-    product = w * direction
+    """direction / (w^T direction) per neuron; zero where invalid or w^T direction ~ 0.
+
+    Any positive multiple of a neuron's direction gives the same pattern. One kernel-sized
+    array is allocated (VGG16's first dense layer holds 103 M weights): the products
+    w * direction, whose buffer then takes the pattern; `direction` is only read."""
+    product = np.multiply(w, direction, dtype=np.float64)
     denom = _per_neuron(kmap, product)
     scale = _per_neuron(kmap, np.abs(product, out=product))
-    del product
     ok = valid & (np.abs(denom) > 1e-12 * np.maximum(scale, 1e-300))
     inv = np.where(ok, 1.0 / np.where(ok, denom, 1.0), 0.0)
-    return direction * _to_kernel(kmap, inv), ok
+    return np.multiply(direction, _to_kernel(kmap, inv), out=product), ok
 
 
 def _covariance(kmap, s):
@@ -49,8 +52,9 @@ def _covariance(kmap, s):
 
 class Estimator:
     """A signal estimator. `estimate(kmap, w, stats, rng)` -> (patterns, dead): patterns
-    maps the names in `arrays` to float64 arrays shaped like `w` (those of the regimes the
-    statistics hold); dead counts the neurons that got a zero pattern."""
+    maps the names in `arrays` to float64 arrays shaped like the kernel `w` (float32 or
+    float64; products are formed in float64), those of the regimes the statistics hold;
+    dead counts the neurons that got a zero pattern."""
 
     name = None
     #: whether it needs data (`fit`)
@@ -101,8 +105,9 @@ class Linear(Estimator):
     name = "linear"
 
     def estimate(self, kmap, w, stats=None, rng=None):
+        # the co-moment n cov[x, y]: the normalisation removes the factor n
         both = stats["all"]
-        a, ok = _normalise(kmap, w, _covariance(kmap, both), both["n"] > 1)
+        a, ok = _normalise(kmap, w, both["c_xy"], both["n"] > 1)
         return {"a": a}, int((~ok).sum())
 
 
@@ -112,9 +117,11 @@ class TwoComponent(Estimator):
     regimes = ("plus", "minus")
 
     def direction(self, kmap, stats, regime):
-        """The unnormalised pattern of one regime, and which neurons have one."""
+        """The unnormalised pattern of one regime (a positive multiple of it: the co-moment
+        n_r cov_r[x, y], whose factor n_r the normalisation removes), and which neurons
+        have one."""
         s = stats[regime]
-        return _covariance(kmap, s), s["n"] > 1
+        return s["c_xy"], s["n"] > 1
 
     def estimate(self, kmap, w, stats=None, rng=None):
         out, ok = {}, None

@@ -20,7 +20,7 @@ from ..kinds import unsupported_error
 from .checkpoint import Checkpoint
 from .estimators import estimator
 from .identity import fingerprints, layout, pattern_keys
-from .patterns import Patterns
+from .patterns import Patterns, all_finite
 from .streaming import StatisticsPass
 
 NEGATIVE_PATTERNS = ("used", "all")
@@ -64,9 +64,10 @@ def estimate_all(graph, estimate, statistics=None, n_samples=0, seed=0):
             continue
         kmap = node.kernel_map
         stats = None if statistics is None else statistics[key]
-        arrays[key], dead[key] = estimate.estimate(kmap, np.asarray(kmap.kernel, np.float64),
+        # the kernel as stored: the estimator forms its products in float64
+        arrays[key], dead[key] = estimate.estimate(kmap, np.asarray(kmap.kernel),
                                                    stats, rng)
-        bad = [name for name, a in arrays[key].items() if not np.all(np.isfinite(a))]
+        bad = [name for name, a in arrays[key].items() if not all_finite(a)]
         if bad:
             raise InvalidInputError(
                 f"The {' and '.join(bad)} pattern(s) of layer '{key}' came out non-finite: "

@@ -47,6 +47,12 @@ class Patterns(Mapping):
                 f"samples={self.n_samples})")
 
 
+def all_finite(a):
+    """Whether every entry of `a` is finite. A sum is finite when every entry is (read once,
+    nothing allocated); only where it overflowed are the entries checked one by one."""
+    return bool(np.isfinite(np.sum(a)) or np.all(np.isfinite(a)))
+
+
 def check_fit(arrays, entries, where):
     """Refuse pattern arrays (key -> {name: array}) that do not fit the kernel maps of
     `identity.layout` entries: missing layers, other shapes, NaN or inf (naming them)."""
@@ -61,7 +67,7 @@ def check_fit(arrays, entries, where):
                 raise PatternFileError(
                     f"{where}: pattern '{name}' of layer '{key}' has shape {shape}, the "
                     f"layer's kernel {tuple(kmap.kernel.shape)}.")
-            if not np.all(np.isfinite(a)):
+            if not all_finite(a):
                 raise PatternFileError(
                     f"{where}: pattern '{name}' of layer '{key}' holds NaN or inf; refit the "
                     "patterns on finite data.")

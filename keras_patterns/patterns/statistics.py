@@ -33,6 +33,7 @@ subtracted from the padded input. A map whose patches hold zeros other than padd
 stride gaps of a transposed convolution) is not shifted; its sums are formed in float64.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from ..kernels import shape_of
@@ -186,21 +187,22 @@ class KernelStatistics:
 
     def moments(self, mean_x=False):
         """dict regime -> {"n", "mean_y"} plus, for the kernel regimes, the co-moment
-        "c_xy" = n cov[x, y] (kernel-shaped) and, if asked, "mean_x"; float64 numpy."""
+        "c_xy" = n cov[x, y] (kernel-shaped) and, if asked, "mean_x"; float64 numpy arrays,
+        read-only views of the computed tensors (no copy of kernel-sized arrays)."""
         kmap = self.kmap
         out = {}
         for r in self.regimes:
             n = tf.convert_to_tensor(self.n[r])
             inv = tf.math.divide_no_nan(tf.ones_like(n), n)
             mean_y = tf.where(n > 0, self.shift_y[r] + self.s_y[r] * inv, 0.0)
-            out[r] = {"n": n.numpy(), "mean_y": mean_y.numpy()}
+            out[r] = {"n": np.asarray(n), "mean_y": np.asarray(mean_y)}
             if r in self.kernel_regimes:
                 s_x = tf.convert_to_tensor(self.s_x[r])
                 c_xy = self.s_xy[r] - s_x * kmap.neuron_to_kernel(self.s_y[r] * inv)
-                out[r]["c_xy"] = c_xy.numpy()
+                out[r]["c_xy"] = np.asarray(c_xy)
                 if mean_x:
                     shift = tf.cast(kmap.input_to_kernel(self.shift_x), tf.float64)
                     seen = kmap.neuron_to_kernel(tf.cast(n > 0, tf.float64))
-                    out[r]["mean_x"] = ((shift + s_x * kmap.neuron_to_kernel(inv))
-                                        * seen).numpy()
+                    out[r]["mean_x"] = np.asarray(
+                        (shift + s_x * kmap.neuron_to_kernel(inv)) * seen)
         return out

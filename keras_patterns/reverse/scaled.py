@@ -39,7 +39,8 @@ def normalize(s, log_c):
     peak = _peak(s)
     live = peak > 0
     safe = tf.where(live, peak, tf.ones_like(peak))
-    s = tf.where(_per_sample(live, s), s / _per_sample(safe, s), tf.zeros_like(s))
+    # one multiplication per entry (an all-zero sample is divided by 1 and stays zero)
+    s = s * _per_sample(1.0 / safe, s)
     return s, tf.where(live, log_c + tf.math.log(safe), tf.fill(tf.shape(peak), ZERO))
 
 
