@@ -3,9 +3,11 @@
 Explaining is independent per sample, so a batch of n samples is cut into contiguous
 shares of ceil(n / R) samples, one per replica (the last ones may get fewer); every replica
 runs the same compiled function on its share and the shares' results are concatenated in
-replica order, which is the order of the samples. A batch with fewer samples than replicas
-runs on the current device alone. The fit's statistics pass splits its batches the same way
-and sums the replicas' statistics instead (`patterns.streaming`).
+replica order, which is the order of the samples (across machines, under a
+`MultiWorkerMirroredStrategy`, every worker feeds the same batches and receives the whole
+explanation). A batch with fewer samples than replicas runs on the current device alone.
+The fit's statistics pass splits its batches the same way and sums the replicas'
+statistics instead (`patterns.streaming`).
 """
 
 import tensorflow as tf
@@ -50,7 +52,7 @@ class Split:
 
         distributed = strategy.experimental_distribute_values_from_function(part)
         out = self._step(strategy)(distributed, *shared)
-        return [tf.concat(strategy.experimental_local_results(t), axis=0) for t in out]
+        return [_gathered(strategy, t) for t in out]
 
     def _step(self, strategy):
         kept = self._steps.get(id(strategy))
@@ -63,3 +65,13 @@ class Split:
             kept = (strategy, compiled(step))
             self._steps[id(strategy)] = kept
         return kept[1]
+
+
+def _gathered(strategy, value):
+    """Every replica's share of `value`, in replica order: the local results where this
+    process holds every replica, gathered from all workers otherwise (every worker then
+    holds the whole explanation)."""
+    local = strategy.experimental_local_results(value)
+    if len(local) == strategy.num_replicas_in_sync:
+        return tf.concat(local, axis=0)
+    return strategy.gather(value, axis=0)

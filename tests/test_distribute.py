@@ -1,8 +1,11 @@
 """Fitting under tf.distribute.MirroredStrategy on two logical CPU devices gives the same
 statistics as a single device (exact totals: no replica is counted twice); explaining under
-it gives the same explanations, each replica explaining its contiguous share of a chunk."""
+it gives the same explanations, each replica explaining its contiguous share of a chunk.
+Under MultiWorkerMirroredStrategy, two worker processes on this machine (one replica each,
+talking over localhost) fit the patterns and explain as one device does."""
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -92,11 +95,74 @@ def test_explanations_under_a_mirrored_strategy_equal_one_device():
     _run(ANALYZE_SCRIPT)
 
 
+WORKER_SCRIPT = textwrap.dedent("""
+    import json, os, sys
+    ports, index = sys.argv[1].split(","), int(sys.argv[2])
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.environ["TF_CONFIG"] = json.dumps({
+        "cluster": {"worker": [f"localhost:{p}" for p in ports]},
+        "task": {"type": "worker", "index": index}})
+    import numpy as np
+    import tensorflow as tf
+    import keras
+    import keras_patterns as kp
+
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    assert strategy.num_replicas_in_sync == 2
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6, 6, 2)),
+                              keras.layers.Conv2D(3, 3, activation="relu"),
+                              keras.layers.Flatten(), keras.layers.Dense(4)])
+    # every worker reads the same batches; each replica takes its share of each
+    x = np.random.default_rng(0).normal(size=(37, 6, 6, 2)).astype("float32")
+    single = kp.compute_patterns(model, x, batch_size=10)
+    multi = kp.compute_patterns(model, x, batch_size=10, strategy=strategy)
+    assert multi.n_samples == single.n_samples == 37, multi.n_samples
+    for key in single:
+        for regime in ("plus", "minus"):
+            assert np.array_equal(multi.counts[key][regime], single.counts[key][regime]), key
+        for name in single[key]:
+            np.testing.assert_allclose(multi[key][name], single[key][name], rtol=1e-5,
+                                       atol=1e-6 * np.abs(single[key][name]).max())
+    for name in ("gradient", "pattern.attribution"):
+        kwargs = {"patterns": single} if name.startswith("pattern.") else {}
+        analyzer = kp.create_analyzer(name, model, batch_size=12, **kwargs)
+        one = analyzer.analyze(x)
+        both = analyzer.analyze(x, strategy=strategy)  # the whole explanation on each worker
+        np.testing.assert_allclose(both, one, rtol=1e-6, atol=1e-7, err_msg=name)
+    print("ok")
+""")
+
+
+def test_multi_worker_mirrored_strategy_across_two_processes():
+    sockets = [socket.socket() for _ in range(2)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = ",".join(str(s.getsockname()[1]) for s in sockets)
+    for s in sockets:
+        s.close()
+    env = _env()
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER_SCRIPT, ports, str(i)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=env) for i in range(2)]
+    try:
+        results = [w.communicate(timeout=300) for w in workers]
+    finally:
+        for w in workers:
+            w.kill()
+    for w, (out, err) in zip(workers, results):
+        assert w.returncode == 0, err[-3000:]
+        assert out.strip().endswith("ok")
+
+
 def _run(script):
     """Run `script` in its own process (logical devices are set before TensorFlow starts)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         env=env, timeout=300)
+                         env=_env(), timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith("ok")
+
+
+def _env():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))

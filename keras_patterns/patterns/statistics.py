@@ -14,7 +14,8 @@ and, for the regimes whose pattern is estimated, the kernel-shaped
 
     s_x = sum m (x - c),        s_xy = sum m (x - c)(y - d),
 
-around fixed shifts: c per input channel, the mean of the first batch, and d per neuron and
+around fixed shifts: c per input channel, the mean over the first few samples of the first
+batch (`streaming.CALIBRATION_SAMPLES`), and d per neuron and
 regime, the mean of the first batch with observations of the neuron in the regime (d = 0
 for a regime whose pattern is not estimated: its s_y is only a plain sum). A covariance does
 not depend on the shift, n cov[x, y] = s_xy - s_x s_y / n, and sums around values near the
@@ -90,8 +91,8 @@ class KernelStatistics:
         return tf.float64 if exact else tf.float32
 
     def calibrate(self, x):
-        """Fix the input shift c, the mean of each input channel of one batch (before the
-        pass), as a value of the sums' type kept in float64."""
+        """Fix the input shift c, the mean of each input channel of `x` (a few samples,
+        before the pass), as a value of the sums' type kept in float64."""
         kmap = self.kmap
         pads = kmap.explicit_padding(shape_of(x))
         if pads is None:
