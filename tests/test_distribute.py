@@ -22,7 +22,19 @@ TWO_DEVICES = textwrap.dedent("""
     import keras_patterns as kp
 """)
 
-SCRIPT = TWO_DEVICES + textwrap.dedent("""
+SAME_PATTERNS = textwrap.dedent("""
+    def assert_same_patterns(got, want):
+        # exact counts, sums equal to float round-off: no sample counted twice or missed
+        assert got.n_samples == want.n_samples == 37, got.n_samples
+        for key in want:
+            for regime in ("plus", "minus"):
+                assert np.array_equal(got.counts[key][regime], want.counts[key][regime]), key
+            for name in want[key]:
+                np.testing.assert_allclose(got[key][name], want[key][name], rtol=1e-5,
+                                           atol=1e-6 * np.abs(want[key][name]).max())
+""")
+
+SCRIPT = TWO_DEVICES + SAME_PATTERNS + textwrap.dedent("""
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((6, 6, 2)), keras.layers.Conv2D(3, 3, activation="relu"),
@@ -32,13 +44,7 @@ SCRIPT = TWO_DEVICES + textwrap.dedent("""
     assert strategy.num_replicas_in_sync == 2
     single = kp.compute_patterns(model, x, batch_size=10)
     mirrored = kp.compute_patterns(model, x, batch_size=10, strategy=strategy)
-    assert mirrored.n_samples == single.n_samples == 37
-    for key in single:
-        for regime in ("plus", "minus"):
-            assert np.array_equal(mirrored.counts[key][regime], single.counts[key][regime]), key
-        for name in single[key]:
-            np.testing.assert_allclose(mirrored[key][name], single[key][name], rtol=1e-5,
-                                       atol=1e-6 * np.abs(single[key][name]).max())
+    assert_same_patterns(mirrored, single)
     print("ok")
 """)
 
@@ -106,7 +112,7 @@ WORKER_SCRIPT = textwrap.dedent("""
     import tensorflow as tf
     import keras
     import keras_patterns as kp
-
+""") + SAME_PATTERNS + textwrap.dedent("""
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     assert strategy.num_replicas_in_sync == 2
     keras.utils.set_random_seed(0)
@@ -117,13 +123,7 @@ WORKER_SCRIPT = textwrap.dedent("""
     x = np.random.default_rng(0).normal(size=(37, 6, 6, 2)).astype("float32")
     single = kp.compute_patterns(model, x, batch_size=10)
     multi = kp.compute_patterns(model, x, batch_size=10, strategy=strategy)
-    assert multi.n_samples == single.n_samples == 37, multi.n_samples
-    for key in single:
-        for regime in ("plus", "minus"):
-            assert np.array_equal(multi.counts[key][regime], single.counts[key][regime]), key
-        for name in single[key]:
-            np.testing.assert_allclose(multi[key][name], single[key][name], rtol=1e-5,
-                                       atol=1e-6 * np.abs(single[key][name]).max())
+    assert_same_patterns(multi, single)
     for name in ("gradient", "pattern.attribution"):
         kwargs = {"patterns": single} if name.startswith("pattern.") else {}
         analyzer = kp.create_analyzer(name, model, batch_size=12, **kwargs)
