@@ -10,9 +10,10 @@ EfficientNetB0 (swish) is refused by DeConvNet and Guided Backprop.
 Timing on 2 CPU cores: building the five models takes ~12 s; the first analysis with an
 analyzer traces its reverse model: ~1-2 s for VGG16, 3-7 s for MobileNetV2 and ResNet50,
 6-9 s for EfficientNetB0 and 9-13 s for DenseNet121 per method. The whole matrix takes ~3 min,
-so the default run keeps gradient-vs-tape for every model plus Guided Backprop (the other
-rule path: ReLU/ReLU6 rectifiers, and the refusal of EfficientNetB0's swish), ~1 min; the
-other methods are marked `slow` (`python -m pytest -m slow`).
+so the default run keeps gradient-vs-tape plus Guided Backprop (the other rule path:
+ReLU/ReLU6 rectifiers) for VGG16, ResNet50 and MobileNetV2, ~30 s; the other methods, the
+two largest graphs (DenseNet121, EfficientNetB0 with the refusal of its swish) and the
+small-input check of all five are marked `slow` (`python -m pytest -m slow`).
 """
 
 import os
@@ -32,6 +33,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:The model ends in a softmax")
 
 SHAPE = (32, 32, 3)
 N_SAMPLES = 2
+#: the largest graphs: their quick checks are marked slow
+HEAVY = {"DenseNet121", "EfficientNetB0"}
 APPLICATIONS = {
     "VGG16": keras.applications.VGG16,
     "ResNet50": keras.applications.ResNet50,
@@ -103,6 +106,7 @@ def application(name):
     return _MODELS[name]
 
 
+@pytest.mark.slow  # five keras.applications models built and run
 def test_models_accept_small_inputs():
     for name in APPLICATIONS:
         model, logits, x, reference = application(name)
@@ -113,7 +117,8 @@ def test_models_accept_small_inputs():
         assert np.max(np.abs(y[0] - y[1])) > 1e-3 * np.max(np.abs(y)), name
 
 
-@pytest.mark.parametrize("name", list(APPLICATIONS))
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in APPLICATIONS])
 def test_gradient_equals_tape(name):
     model, logits, x, reference = application(name)
     with pytest.warns(UserWarning, match="softmax"):  # stripped: the logits are explained
@@ -156,7 +161,8 @@ def _check_method(name, method):
         assert np.std(got) > 0
 
 
-@pytest.mark.parametrize("name", list(APPLICATIONS))
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in APPLICATIONS])
 def test_guided_backprop(name):
     _check_method(name, "guided_backprop")
 

@@ -148,6 +148,7 @@ def test_resize_makes_other_sizes_usable(saved, tmp_path):
     assert (tmp_path / "o" / "a.gradient.png").exists()
 
 
+@pytest.mark.slow  # trains the digits CNN and fits patterns in a subprocess
 def test_demo_digits_writes_a_picture(tmp_path):
     result = run("demo", "--out", tmp_path, "--skip-faces", "--digits", 3)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -184,6 +185,7 @@ def test_evaluate_writes_the_quality_table_and_the_degradation_aopc(saved, tmp_p
     assert f"| gradient | {aopc:.4f} |" in report
 
 
+@pytest.mark.slow  # every experiment of the report: about a minute
 def test_reproduce_quick_writes_the_report_and_its_figures(tmp_path):
     result = run("reproduce", "--quick", "--out", tmp_path, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -137,6 +137,7 @@ def test_pretrained_trains_once_then_loads(trained, data, tmp_path, monkeypatch)
     assert first is model
 
 
+@pytest.mark.slow  # trains and explains in a subprocess
 def test_command_line_writes_model_and_grid(data, tmp_path):
     out = tmp_path / "out"
     methods = ["gradient", "lrp.epsilon", "pattern.attribution"]

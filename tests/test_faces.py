@@ -204,6 +204,7 @@ def test_patterns_have_a_minus(onet, data48):
 
 # -- command line -------------------------------------------------------------------------
 
+@pytest.mark.slow  # the faces script in a subprocess
 def test_command_line(tmp_path, data48):
     out = tmp_path / "faces"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")

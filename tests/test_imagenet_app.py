@@ -309,6 +309,7 @@ def test_other_families_finite(name, tmp_path):
 # the script
 
 
+@pytest.mark.slow  # the script in a subprocess
 def test_script_writes_a_readable_grid(tmp_path):
     images = tmp_path / "images"
     images.mkdir()

@@ -16,8 +16,8 @@ checks that the pattern methods pass.
 The committed notebooks are checked too, without running them: stored with their outputs (every
 code cell executed, no errors, pictures present), so that they can be read without a kernel.
 
-Each notebook takes 25-55 s on two CPU cores (kernel start included), the three together about
-110 s, so the test is not marked slow.
+Each notebook takes 15-35 s on two CPU cores (kernel start included), the three together about
+75 s, so running them is marked slow (the check of the stored notebooks is not).
 """
 
 import base64
@@ -167,6 +167,7 @@ def test_committed_notebook_has_its_outputs(name):
     CHECKS[name](nb)
 
 
+@pytest.mark.slow  # a kernel per notebook: 15-35 s each
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_runs(name, tmp_path):
     committed = (NOTEBOOKS / name).read_bytes()
