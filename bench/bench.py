@@ -133,21 +133,20 @@ def main():
     print(f"VGG16, {args.images} images of {args.size}x{args.size}; forward "
           f"{t_forward * 1000:.1f} ms; TensorFlow {tf.__version__}, Keras {keras.__version__}")
     if "analysis" in sections:
-        analysis(model, x, args)
+        analysis(model, forward, x, args)
     if "fit" in sections:
-        fitting(model, args)
+        fitting(model, forward, args)
     if "noise" in sections:
         noise(model, x, args)
     if "memory" in sections:
         memory(args)
 
 
-def analysis(model, x, args):
+def analysis(model, forward, x, args):
     """Per method: its time over the forward pass's, the two timed alternately."""
     patterns = None
     if any(name.startswith("pattern.") for name in args.methods.split(",")):
         patterns = quiet_fit(model, x, batch_size=len(x))
-    forward = tf.function(lambda v: model(v, training=False), autograph=False)
     print(f"\n{'analyze / forward':<40} {'ratio':>9}   build + first call (s)")
     kept = {}
     for name in args.methods.split(","):
@@ -197,12 +196,11 @@ def kernel_gradient_floor(model):
     return tf.function(step, autograph=False)
 
 
-def fitting(model, args):
+def fitting(model, forward, args):
     """Fit / forward over the same images, fixed costs included, and the per-batch cost of
     the statistics pass over its floor (best of two fits each)."""
     b, n = args.fit_batch, args.fit_images
     x = np.random.default_rng(1).uniform(size=(n, args.size, args.size, 3)).astype("float32")
-    forward = tf.function(lambda v: model(v, training=False), autograph=False)
     t_forward = best_time(lambda: [forward(x[i : i + b]).numpy() for i in range(0, n, b)],
                           args.repeats)
     floor = kernel_gradient_floor(model)

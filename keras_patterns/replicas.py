@@ -6,8 +6,8 @@ runs the same compiled function on its share and the shares' results are concate
 replica order, which is the order of the samples (across machines, under a
 `MultiWorkerMirroredStrategy`, every worker feeds the same batches and receives the whole
 explanation). A batch with fewer samples than replicas runs on the current device alone.
-The fit's statistics pass splits its batches the same way and sums the replicas'
-statistics instead (`patterns.streaming`).
+The fit's statistics pass splits its batches with the same `distribute` and sums the
+replicas' statistics instead (`patterns.streaming`).
 """
 
 import tensorflow as tf
@@ -24,6 +24,18 @@ def shares(n, replicas):
     """(start, stop) of each replica's contiguous share of n samples."""
     size = -(-n // replicas)
     return [(min(n, i * size), min(n, (i + 1) * size)) for i in range(replicas)]
+
+
+def distribute(strategy, per_sample):
+    """The tensors `per_sample` (sample first) cut into the replicas' contiguous shares:
+    a distributed value for `strategy.run`."""
+    ranges = shares(int(per_sample[0].shape[0]), strategy.num_replicas_in_sync)
+
+    def part(ctx):
+        start, stop = ranges[ctx.replica_id_in_sync_group]
+        return [t[start:stop] for t in per_sample]
+
+    return strategy.experimental_distribute_values_from_function(part)
 
 
 class Split:
@@ -44,14 +56,7 @@ class Split:
         n = int(per_sample[0].shape[0])
         if replicas == 1 or n < replicas:
             return self.fn(per_sample, *shared)
-        ranges = shares(n, replicas)
-
-        def part(ctx):
-            start, stop = ranges[ctx.replica_id_in_sync_group]
-            return [t[start:stop] for t in per_sample]
-
-        distributed = strategy.experimental_distribute_values_from_function(part)
-        out = self._step(strategy)(distributed, *shared)
+        out = self._step(strategy)(distribute(strategy, per_sample), *shared)
         return [_gathered(strategy, t) for t in out]
 
     def _step(self, strategy):

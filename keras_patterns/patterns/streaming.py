@@ -10,6 +10,7 @@ import tensorflow as tf
 from ..compiled import compiled
 from ..errors import InvalidInputError
 from ..graph import KERNEL
+from ..replicas import distribute
 from .data import Batches
 from .identity import layout, pattern_keys
 from .statistics import KernelStatistics
@@ -114,7 +115,7 @@ class StatisticsPass:
             if n_samples == 0 and n:
                 self._calibrate(xs)
             if replicas > 1:
-                xs = self._distribute(xs)
+                xs = distribute(self.strategy, xs)
             self._step(xs)
             n_samples += n
             n_batches += 1
@@ -127,17 +128,5 @@ class StatisticsPass:
         if bar is not None and n_batches != bar.target:
             bar.update(n_batches, finalize=True)
         return n_samples
-
-    def _distribute(self, xs):
-        """Split a batch evenly over the replicas (the last ones may get fewer samples)."""
-        replicas = self.strategy.num_replicas_in_sync
-
-        def part(ctx):
-            i = ctx.replica_id_in_sync_group
-            n = int(xs[0].shape[0])
-            size = -(-n // replicas)
-            return [x[i * size : min(n, (i + 1) * size)] for x in xs]
-
-        return self.strategy.experimental_distribute_values_from_function(part)
 
 
