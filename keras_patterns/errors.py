@@ -20,3 +20,8 @@ class PatternFileError(InvalidInputError):
 class NumericalError(ArithmeticError):
     """An explanation came out NaN or inf (float32 overflow inside a method): raised, naming
     the method and the sample, instead of returning it."""
+
+
+class MissingExtraError(ImportError):
+    """A feature needs an optional dependency that is not installed; the message names the
+    extra and the pip command that installs it."""
