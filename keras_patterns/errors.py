@@ -25,3 +25,7 @@ class NumericalError(ArithmeticError):
 class MissingExtraError(ImportError):
     """A feature needs an optional dependency that is not installed; the message names the
     extra and the pip command that installs it."""
+
+
+class ModelFileError(NotAnalyzableModelError, InvalidInputError):
+    """A model argument that is neither a keras.Model nor the path of a saved model file."""

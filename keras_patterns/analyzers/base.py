@@ -1,6 +1,5 @@
 """Analyzer base classes: model checks, input handling, batching and the compiled function."""
 
-import os
 from typing import Any, Optional, Sequence, Union
 
 import keras
@@ -21,6 +20,7 @@ from ..flatten import wrap_model
 from ..graph import EMBEDDING, OPAQUE
 from ..inputs import check_batch_size, in_form, standardize
 from ..kinds import unsupported_error
+from ..loading import load_model
 from ..patterns.data import features
 from ..reverse import EmbeddingReverse, GradientReverse, build_reverse_model
 from ..selection import check_mode, normalize_index
@@ -85,7 +85,7 @@ class Analyzer:
             raise ValueError(
                 f"reverse_clip_values={reverse_clip_values!r}: clipping the reverse signals "
                 "is not offered (it would change the explanation); leave it False.")
-        self.model = load_model_argument(model)
+        self.model = load_model(model)
         self.allow_lambda_layers = bool(allow_lambda_layers)
         self.neuron_selection_mode = check_mode(neuron_selection_mode)
         self.output_index = output_index
@@ -360,23 +360,3 @@ class ReverseAnalyzer(Analyzer):
         xs = [tf.convert_to_tensor(x) for x in xs]
         idx = tf.zeros((len(xs[0]),), tf.int32) if index is None else tf.constant(index)
         return self._compiled()(strategy, xs + [idx])
-
-
-def load_model_argument(model):
-    """The model an analyzer explains: a keras.Model, or loaded from a `.keras` path."""
-    if isinstance(model, keras.Model):
-        return model
-    if isinstance(model, (str, os.PathLike)):
-        path = os.fspath(model)
-        if not os.path.isfile(path):
-            raise NotAnalyzableModelError(
-                f"Expected a keras.Model or the path of a saved model; '{path}' is not a file.")
-        try:
-            return keras.saving.load_model(path, compile=False)
-        except Exception as e:  # noqa: BLE001 - any loading failure is the same user error
-            raise NotAnalyzableModelError(
-                f"'{path}' could not be loaded as a Keras model ({type(e).__name__}: "
-                f"{str(e).splitlines()[0] if str(e) else ''}).") from None
-    raise NotAnalyzableModelError(
-        f"Expected a keras.Model (or the path of a saved .keras model), got "
-        f"{type(model).__name__}.")

@@ -12,19 +12,9 @@ import numpy as np
 from .. import visualize
 from ..analyzers import ANALYZERS, analyzer_class, create_analyzer, list_analyzers
 from ..errors import InvalidInputError, NotAnalyzableModelError, PatternFileError
+from ..loading import load_model
 from ..patterns import compute_patterns, patterns_path, save_patterns
 from .sources import ImageSource, array_batches, image_files, load_array
-
-
-def load_model(path):
-    """A saved Keras model, or a one-line error naming the file."""
-    if not os.path.isfile(path):
-        raise InvalidInputError(f"Model file '{path}' does not exist.")
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception as e:  # noqa: BLE001 - every loading failure is this user error
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InvalidInputError(f"'{path}' is not a Keras model file ({first}).") from None
 
 
 def parse_params(pairs):
