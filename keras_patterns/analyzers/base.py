@@ -57,6 +57,18 @@ class Analyzer:
 
     name = None
     description = ""
+    # What the method returns: "signal" (an estimate of the input's signal, in input units,
+    # shown projected onto the input's colours) or "attribution" (each input's share of
+    # the explained output, shown as a heat map).
+    returns = "attribution"
+    # Whether `fit(data)` must run before `analyze` (an instance may differ from its class:
+    # the pattern analyzers with an unfitted pattern type need no data).
+    needs_fit = False
+    # Keyword arguments of a quick example on a small CNN with inputs in [0, 1], for the
+    # methods that cannot run on the model alone (`keras-patterns check`, the demo).
+    example = {}
+    # The paper that defines the method.
+    citation = ""
     #: fold BatchNormalization into the kernel map before it (rules that need the
     #: effective linear map: patterns, LRP)
     fold_batchnorm = False

@@ -11,6 +11,7 @@ class InputAnalyzer(Analyzer):
 
     explains_any_layer = True
     name = "input"
+    returns = "signal"
     description = "the input itself (baseline)"
 
     def _analyze_batch(self, xs, index, strategy):  # no model: nothing to distribute

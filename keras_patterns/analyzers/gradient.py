@@ -33,6 +33,7 @@ class Gradient(ReverseAnalyzer):
 
     explains_any_layer = True
     name = "gradient"
+    returns = "signal"
     description = "gradient of the selected output w.r.t. the input (saliency)"
 
     def __init__(self, model, postprocess=None, **kwargs):
@@ -170,6 +171,7 @@ class SmoothGrad(_AveragedGradient):
     """
 
     name = "smoothgrad"
+    returns = "signal"
     description = "mean gradient over noisy copies of the input"
 
     def __init__(self, model, augment_by_n=64, noise_scale=1.0, postprocess=None, seed=None,

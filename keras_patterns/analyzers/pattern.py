@@ -45,6 +45,7 @@ class _PatternAnalyzer(ReverseAnalyzer):
 
     start = "value"
     attribution = False
+    needs_fit = True
     fold_batchnorm = True
 
     def __init__(self, model, patterns=None, pattern_type="relu", rescale=False, **kwargs):
@@ -52,6 +53,7 @@ class _PatternAnalyzer(ReverseAnalyzer):
             raise ValueError(f"rescale must be True or False, got {rescale!r}.")
         self.rescale = bool(rescale)
         self.estimator = estimator(pattern_type)
+        self.needs_fit = self.estimator.fitted
         self.pattern_type = pattern_type
         self.patterns = None
         super().__init__(model, **kwargs)
@@ -217,6 +219,7 @@ class PatternNet(_PatternAnalyzer):
     """
 
     name = "pattern.net"
+    returns = "signal"
     description = "PatternNet: signal back-projected along learned patterns"
 
     @property

@@ -29,6 +29,7 @@ class Deconvnet(_Rectifier):
     """DeConvNet: at rectifiers, pass the signal where it is positive (ignores the forward)."""
 
     name = "deconvnet"
+    returns = "signal"
     description = "DeConvNet: signal passed where positive at each rectifier"
     rectifier_reverse = DeconvnetReverse
 
@@ -37,5 +38,6 @@ class GuidedBackprop(_Rectifier):
     """Guided Backprop: pass the signal where it is positive and the unit was active."""
 
     name = "guided_backprop"
+    returns = "signal"
     description = "Guided Backprop: signal passed where positive and the unit was active"
     rectifier_reverse = GuidedReverse
