@@ -35,9 +35,12 @@ setup(
         # the tests run the applications too; hypothesis draws random architectures; ruff
         # is the project's linter (ruff.toml; .ci/run runs it); scipy's filters and rank
         # correlations are oracles of the evaluation tests; nbclient runs the notebooks;
-        # tensorboard checks the callback's image summaries
+        # tensorboard checks the callback's image summaries; mkdocs and mkdocstrings build
+        # the API reference from the docstrings (static: nothing is imported, so the build
+        # takes seconds)
         "test": ["pytest>=7", "hypothesis>=6.80", "ruff>=0.5", "scipy>=1.10", "nbclient>=0.7",
-                 "nbformat>=5", "ipykernel>=6", "tensorboard>=2.16"] + DEMO,
+                 "nbformat>=5", "ipykernel>=6", "tensorboard>=2.16", "mkdocs>=1.6",
+                 "mkdocstrings[python]>=0.26"] + DEMO,
     },
     entry_points={"console_scripts": ["keras-patterns = keras_patterns.cli:main"]},
     classifiers=[
