@@ -17,7 +17,7 @@ import pytest
 from keras import layers
 
 import keras_patterns as kp
-from keras_patterns.patterns import files
+from keras_patterns import files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -16,7 +16,8 @@ import os
 import numpy as np
 
 from ..errors import PatternFileError
-from .files import atomic_h5, checked_h5
+from ..files import atomic_h5, checked_h5
+from ..inputs import positive_int
 
 KIND = "keras-patterns fit checkpoint"
 FORMAT_VERSION = 1
@@ -30,10 +31,8 @@ class Checkpoint:
     """
 
     def __init__(self, path, every, settings, fingerprint):
-        if not (isinstance(every, int) and not isinstance(every, bool) and every >= 1):
-            raise ValueError(f"checkpoint_every must be a positive int, got {every!r}.")
         self.path = os.fspath(path)
-        self.every = every
+        self.every = positive_int(every, "checkpoint_every")
         self.settings = settings
         self.fingerprint = fingerprint
 

@@ -8,10 +8,10 @@ import keras
 import tensorflow as tf
 
 from ..compiled import compiled
+from ..data import Batches
 from ..errors import InvalidInputError
 from ..graph import KERNEL
 from ..replicas import distribute
-from .data import Batches
 from .identity import layout, pattern_keys
 from .statistics import KernelStatistics
 
@@ -95,7 +95,8 @@ class StatisticsPass:
     def run(self, data, batch_size, steps, verbose, checkpoint=None):
         """One pass over `data`; returns the number of input samples seen. With a
         `Checkpoint`, resumes from it and writes it every `checkpoint.every` batches."""
-        source = Batches(data, [t.spec for t in self.graph.inputs], batch_size, steps)
+        source = Batches(data, [t.spec for t in self.graph.inputs], batch_size, steps,
+                         caller="fit")
         n_batches = n_samples = 0
         if checkpoint is not None:
             n_batches, n_samples = checkpoint.restore(self.accumulators())

@@ -18,7 +18,7 @@ import time
 
 import h5py
 
-from ..errors import InvalidInputError
+from .errors import InvalidInputError
 
 PREFIX = ".patterns-"
 _HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
