@@ -155,6 +155,42 @@ def test_sigterm_while_saving_leaves_no_temporary(tmp_path):
     assert _temporaries(tmp_path) == [] and not (tmp_path / "m.patterns.h5").exists()
 
 
+def test_pictures_are_written_atomically_like_pattern_files(tmp_path):
+    """The pictures of ExplanationGrid go through the same writer: the mode follows the
+    umask, a failed save leaves the previous picture and no temporary, and the next write
+    removes a dead process's temporary picture."""
+    from PIL import Image
+
+    from keras_patterns.callbacks.output import _save_png
+
+    pixels = np.random.default_rng(0).integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
+    target = tmp_path / "picture.png"
+    old = os.umask(0o027)
+    try:
+        _save_png(Image.fromarray(pixels), target)
+    finally:
+        os.umask(old)
+    assert os.stat(target).st_mode & 0o777 == 0o640
+    np.testing.assert_array_equal(np.asarray(Image.open(target)), pixels)
+
+    class Failing:
+        def save(self, path, format):
+            with open(path, "wb") as f:
+                f.write(b"\x89PNG half")
+            raise OSError("disk full")
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f"{files.PREFIX}{files._HOST}-{dead.pid}-0123abcd.png.tmp"
+    stale.write_bytes(b"x")
+    with pytest.raises(OSError, match="disk full"):
+        _save_png(Failing(), target)
+    np.testing.assert_array_equal(np.asarray(Image.open(target)), pixels)
+    assert _temporaries(tmp_path) == []
+    with pytest.raises(OSError, match="does not exist"):
+        _save_png(Image.fromarray(pixels), tmp_path / "no" / "picture.png")
+
+
 # -- checkpoints ---------------------------------------------------------------------------
 
 

@@ -18,7 +18,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-#: what a user can get wrong: one line, exit status 2
+# what a user can get wrong: one line, exit status 2
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, PermissionError, RuntimeError)
 
 

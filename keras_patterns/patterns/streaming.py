@@ -15,7 +15,7 @@ from ..replicas import distribute
 from .identity import layout, pattern_keys
 from .statistics import KernelStatistics
 
-#: samples of the first batch whose channel means become the input shifts
+# samples of the first batch whose channel means become the input shifts
 CALIBRATION_SAMPLES = 4
 
 
