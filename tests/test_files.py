@@ -217,16 +217,16 @@ def test_an_interrupted_fit_resumes_to_the_same_patterns(fitted, tmp_path):
     assert not checkpoint.exists()  # removed once the fit completed
 
 
-def test_a_killed_fit_resumes_in_a_new_process(fitted, tmp_path):
-    """SIGKILL-like death (os._exit) in the middle of the fourth batch."""
-    model, reference = fitted
+def _fitting_process(model, tmp_path, stop, checkpoint_every):
+    """The command line and environment of a process that fits `model` (its weights) on
+    `_data()` in batches of 10 with the checkpoint tmp_path/fit.ckpt.h5 and saves the
+    patterns to tmp_path/out.h5; given the argument "stop", it runs the statement `stop`
+    when asked for the fourth batch."""
     weights = tmp_path / "m.weights.h5"
     model.save_weights(weights)
     np.save(tmp_path / "x.npy", _data())
-    checkpoint = tmp_path / "fit.ckpt.h5"
     code = textwrap.dedent(f"""
-        import os, sys, numpy as np, keras
-        from keras import layers
+        import os, signal, sys, numpy as np
         import keras_patterns as kp
         sys.path.insert(0, {os.path.dirname(__file__)!r})
         from test_files import _model
@@ -235,16 +235,23 @@ def test_a_killed_fit_resumes_in_a_new_process(fitted, tmp_path):
         x = np.load({str(tmp_path / "x.npy")!r})
         def batches():
             for i in range(0, 60, 10):
-                if i == 30 and sys.argv[1] == "die":
-                    os._exit(9)
+                if i == 30 and sys.argv[1] == "stop":
+                    {stop}
                 yield x[i:i + 10]
-        p = kp.compute_patterns(model, batches(), checkpoint={str(checkpoint)!r},
-                                checkpoint_every=1, batch_size=10)
+        p = kp.compute_patterns(model, batches(), checkpoint={str(tmp_path / "fit.ckpt.h5")!r},
+                                checkpoint_every={checkpoint_every}, batch_size=10)
         kp.save_patterns(p, {str(tmp_path / "out.h5")!r})
     """)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
-    run = [sys.executable, "-c", code]
-    assert subprocess.run(run + ["die"], env=env, capture_output=True).returncode == 9
+    return [sys.executable, "-c", code], dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
+                                               PYTHONPATH=ROOT)
+
+
+def test_a_killed_fit_resumes_in_a_new_process(fitted, tmp_path):
+    """SIGKILL-like death (os._exit) in the middle of the fourth batch."""
+    model, reference = fitted
+    checkpoint = tmp_path / "fit.ckpt.h5"
+    run, env = _fitting_process(model, tmp_path, "os._exit(9)", checkpoint_every=1)
+    assert subprocess.run(run + ["stop"], env=env, capture_output=True).returncode == 9
     assert checkpoint.exists() and not _temporaries(tmp_path)
     done = subprocess.run(run + ["live"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -377,31 +384,13 @@ def test_sigterm_writes_every_batch_counted_then_ends_the_process(fitted, tmp_pa
     """The fit's process sends itself SIGTERM while it reads the fourth batch: it writes the
     checkpoint of 3 batches and ends by the signal; the fit resumes from it."""
     model, reference = fitted
-    weights = tmp_path / "m.weights.h5"
-    model.save_weights(weights)
-    np.save(tmp_path / "x.npy", _data())
     checkpoint = tmp_path / "fit.ckpt.h5"
-    code = textwrap.dedent(f"""
-        import os, signal, sys, numpy as np
-        import keras_patterns as kp
-        sys.path.insert(0, {os.path.dirname(__file__)!r})
-        from test_files import _model
-        model = _model()
-        model.load_weights({str(weights)!r})
-        x = np.load({str(tmp_path / "x.npy")!r})
-        def batches():
-            for i in range(0, 60, 10):
-                if i == 30:
-                    os.kill(os.getpid(), signal.SIGTERM)
-                yield x[i:i + 10]
-        kp.compute_patterns(model, batches(), checkpoint={str(checkpoint)!r}, batch_size=10)
-        print("NOT STOPPED")
-    """)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=120)
+    run, env = _fitting_process(model, tmp_path, "os.kill(os.getpid(), signal.SIGTERM)",
+                                checkpoint_every=100)
+    done = subprocess.run(run + ["stop"], env=env, capture_output=True, text=True,
+                          timeout=120)
     assert done.returncode == -signal.SIGTERM, done.stderr[-2000:]
-    assert "NOT STOPPED" not in done.stdout
+    assert not (tmp_path / "out.h5").exists()
     assert _counted(checkpoint) == (3, 30) and not _temporaries(tmp_path)
     resumed = kp.compute_patterns(model, _batches(_data()), checkpoint=checkpoint,
                                   batch_size=10)
