@@ -5,7 +5,7 @@ back unchanged, what it refuses is named."""
 import numpy as np
 import pytest
 
-from keras_patterns.inputs import check_batch
+from keras_patterns.visualize.batches import check_batch
 
 
 @pytest.mark.parametrize("x", [np.zeros((2, 4, 4)), np.ones((1, 4, 4, 3), np.uint8),
