@@ -27,6 +27,7 @@ from .. import _keras
 from ..compiled import compiled
 from ..inputs import check_batch_size
 from ..utils import model_wo_softmax
+from ..visualize.batches import check_batch
 from .perturbation import (  # noqa: F401 - part of this module's interface
     ORDERS,
     REPLACE,
@@ -152,13 +153,7 @@ def _forward(model, score):
 
 
 def _images(x, name):
-    x = np.asarray(x)
-    if x.ndim not in (3, 4):
-        raise ValueError(f"{name} must be images (N, H, W, C) or (N, H, W), got shape "
-                         f"{x.shape}.")
-    if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
-        raise ValueError(f"{name} must be finite numbers.")
-    return x
+    return check_batch(x, name)
 
 
 def degradation(
