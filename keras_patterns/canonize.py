@@ -111,7 +111,7 @@ def strip_softmax(graph):
     """Remove a softmax that produces the (single) output, with a warning."""
     (out,) = graph.outputs
     last = graph.producer(out)
-    if last is None or last.role != ACTIVATION or last.family != "softmax":
+    if last is None or last.role != ACTIVATION or kinds.softmax_output(last.op, log=True) is None:
         return graph
     warn(
         f"The model ends in a softmax ('{last.name}'); it is removed so that the logits "

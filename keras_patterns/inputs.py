@@ -11,15 +11,31 @@ from .errors import InvalidInputError
 from .kinds import is_floating
 
 
-def positive_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+def positive_int(value, name, optional=False):
+    """`value` as an int if it is a positive integer (numpy integers count; `True` does not).
+
+    Args:
+        value: what the user passed.
+        name: the parameter's name, for the message.
+        optional: whether None is accepted too (and returned as it is).
+
+    Returns:
+        `int(value)`, or None for None when `optional`.
+
+    Raises:
+        ValueError: naming the parameter and the value.
+    """
+    if value is None and optional:
+        return None
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1:
+        return int(value)
+    alternative = " or None" if optional else ""
+    raise ValueError(f"{name} must be a positive int{alternative}, got {value!r}.")
 
 
-def check_batch_size(value, name="batch_size"):
-    """`value` if it is a positive int, else a ValueError naming `name`."""
-    if not positive_int(value):
-        raise ValueError(f"{name} must be a positive int, got {value!r}.")
-    return int(value)
+def check_batch_size(value):
+    """`positive_int(value, "batch_size")`."""
+    return positive_int(value, "batch_size")
 
 
 def expected_shapes(specs):

@@ -243,3 +243,35 @@ def unsupported_error(node, method=None):
         f"explain any differentiable layer; the others need a rule per layer: "
         f"{supported_summary()}."
     )
+
+
+def softmax_output(op, log=False):
+    """Whether `op` (a layer, a keras.ops operation or a whole model) ends in a softmax, and
+    how: the one decision for stripping a final softmax and for scoring probabilities.
+
+    Args:
+        op: a layer, an operation, or a keras.Model (its output layers are looked into,
+            nested models too; a model whose graph cannot be read gives None).
+        log: whether a log-softmax counts too (both end in the logits' softmax family).
+
+    Returns:
+        "layer" for a `Softmax` layer, an `Activation("softmax")` or a layer with
+        ``activation="softmax"``; "op" for a `keras.ops.softmax` call; None otherwise, and
+        for a model whose outputs do not all end the same way.
+    """
+    names = ("softmax", "log_softmax") if log else ("softmax",)
+    if isinstance(op, keras.Model):
+        try:
+            ends = {softmax_output(o, log) for o in _keras.output_layers(op)}
+        except (AttributeError, ValueError, TypeError):  # no graph to read (subclassed)
+            return None
+        return ends.pop() if len(ends) == 1 else None
+    if isinstance(op, layers.Softmax):
+        return "layer"
+    if isinstance(op, layers.Layer):
+        activation = getattr(op, "activation", None)
+        return "layer" if getattr(activation, "__name__", None) in names else None
+    return "op" if type(op).__name__ in {_OP_NAMES[n] for n in names} else None
+
+
+_OP_NAMES = {"softmax": "Softmax", "log_softmax": "LogSoftmax"}

@@ -9,6 +9,7 @@ from keras import layers
 from oracles import assert_close, tape_gradient
 
 import keras_patterns as kp
+from keras_patterns.inputs import positive_int
 
 
 def _cnn(seed=0):
@@ -74,6 +75,47 @@ def test_fit_refuses_non_finite_batches_of_a_dataset_and_a_generator():
         kp.compute_patterns(_cnn(), dataset)
     with pytest.raises(kp.InvalidInputError, match="row 3 of batch 3"):
         kp.compute_patterns(_cnn(), (x[i:i + 10] for i in range(0, 40, 10)))
+
+
+def test_data_errors_name_the_entry_point_the_user_called():
+    """The batching is shared by fit and signal_quality; each error names the one called."""
+    wrong_shape = np.zeros((40, 5, 6, 2), "float32")
+    for call, name in ((kp.compute_patterns, "fit"),
+                       (kp.evaluate.signal_quality, "signal_quality")):
+        with pytest.raises(kp.InvalidInputError,
+                           match=rf"^{name}\(\) on arrays: the model expects shape "
+                                 r"\('batch', 6, 6, 2\), got an array of shape \(\d+, 5, 6, 2\)"):
+            call(_cnn(), wrong_shape)
+        with pytest.raises(kp.InvalidInputError, match=rf"^{name}\(\) on a generator: row 3 "
+                                                         "of batch 3 holds NaN or inf"):
+            x = _x(40)
+            x[33] = np.nan
+            call(_cnn(), (x[i:i + 10] for i in range(0, 40, 10)))
+        with pytest.raises(kp.InvalidInputError, match=rf"^{name}\(\) cannot read data of "
+                                                         "type int"):
+            call(_cnn(), 3)
+        with pytest.raises(kp.InvalidInputError, match=rf"^{name}\(\) on a tf.data.Dataset "
+                                                         "of infinite cardinality"):
+            call(_cnn(), tf.data.Dataset.from_tensor_slices(_x(4)).repeat())
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.0, 1.5, True, False, "4"])
+def test_positive_int_refuses_what_is_not_a_positive_integer(value):
+    with pytest.raises(ValueError, match=f"^steps must be a positive int, got {value!r}.$"):
+        positive_int(value, "steps")
+    with pytest.raises(ValueError, match="^steps must be a positive int or None, got "):
+        positive_int(value, "steps", optional=True)
+    with pytest.raises(ValueError, match="checkpoint_every must be a positive int"):
+        kp.compute_patterns(_cnn(), _x(), checkpoint="unused.h5", checkpoint_every=value)
+
+
+def test_positive_int_takes_numpy_integers_and_optionally_none():
+    for value in (1, 7, np.int64(7), np.uint8(3)):
+        assert positive_int(value, "n") == int(value)
+        assert type(positive_int(value, "n")) is int
+    assert positive_int(None, "steps", optional=True) is None
+    with pytest.raises(ValueError, match="^steps must be a positive int, got None.$"):
+        positive_int(None, "steps")
 
 
 def test_patterns_that_overflow_float64_are_refused_naming_the_layer():

@@ -17,7 +17,7 @@ import pytest
 from keras import layers
 
 import keras_patterns as kp
-from keras_patterns.patterns import files
+from keras_patterns import files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -155,6 +155,42 @@ def test_sigterm_while_saving_leaves_no_temporary(tmp_path):
     assert _temporaries(tmp_path) == [] and not (tmp_path / "m.patterns.h5").exists()
 
 
+def test_pictures_are_written_atomically_like_pattern_files(tmp_path):
+    """The pictures of ExplanationGrid go through the same writer: the mode follows the
+    umask, a failed save leaves the previous picture and no temporary, and the next write
+    removes a dead process's temporary picture."""
+    from PIL import Image
+
+    from keras_patterns.callbacks.output import _save_png
+
+    pixels = np.random.default_rng(0).integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
+    target = tmp_path / "picture.png"
+    old = os.umask(0o027)
+    try:
+        _save_png(Image.fromarray(pixels), target)
+    finally:
+        os.umask(old)
+    assert os.stat(target).st_mode & 0o777 == 0o640
+    np.testing.assert_array_equal(np.asarray(Image.open(target)), pixels)
+
+    class Failing:
+        def save(self, path, format):
+            with open(path, "wb") as f:
+                f.write(b"\x89PNG half")
+            raise OSError("disk full")
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f"{files.PREFIX}{files._HOST}-{dead.pid}-0123abcd.png.tmp"
+    stale.write_bytes(b"x")
+    with pytest.raises(OSError, match="disk full"):
+        _save_png(Failing(), target)
+    np.testing.assert_array_equal(np.asarray(Image.open(target)), pixels)
+    assert _temporaries(tmp_path) == []
+    with pytest.raises(OSError, match="does not exist"):
+        _save_png(Image.fromarray(pixels), tmp_path / "no" / "picture.png")
+
+
 # -- checkpoints ---------------------------------------------------------------------------
 
 
@@ -181,16 +217,16 @@ def test_an_interrupted_fit_resumes_to_the_same_patterns(fitted, tmp_path):
     assert not checkpoint.exists()  # removed once the fit completed
 
 
-def test_a_killed_fit_resumes_in_a_new_process(fitted, tmp_path):
-    """SIGKILL-like death (os._exit) in the middle of the fourth batch."""
-    model, reference = fitted
+def _fitting_process(model, tmp_path, stop, checkpoint_every):
+    """The command line and environment of a process that fits `model` (its weights) on
+    `_data()` in batches of 10 with the checkpoint tmp_path/fit.ckpt.h5 and saves the
+    patterns to tmp_path/out.h5; given the argument "stop", it runs the statement `stop`
+    when asked for the fourth batch."""
     weights = tmp_path / "m.weights.h5"
     model.save_weights(weights)
     np.save(tmp_path / "x.npy", _data())
-    checkpoint = tmp_path / "fit.ckpt.h5"
     code = textwrap.dedent(f"""
-        import os, sys, numpy as np, keras
-        from keras import layers
+        import os, signal, sys, numpy as np
         import keras_patterns as kp
         sys.path.insert(0, {os.path.dirname(__file__)!r})
         from test_files import _model
@@ -199,16 +235,23 @@ def test_a_killed_fit_resumes_in_a_new_process(fitted, tmp_path):
         x = np.load({str(tmp_path / "x.npy")!r})
         def batches():
             for i in range(0, 60, 10):
-                if i == 30 and sys.argv[1] == "die":
-                    os._exit(9)
+                if i == 30 and sys.argv[1] == "stop":
+                    {stop}
                 yield x[i:i + 10]
-        p = kp.compute_patterns(model, batches(), checkpoint={str(checkpoint)!r},
-                                checkpoint_every=1, batch_size=10)
+        p = kp.compute_patterns(model, batches(), checkpoint={str(tmp_path / "fit.ckpt.h5")!r},
+                                checkpoint_every={checkpoint_every}, batch_size=10)
         kp.save_patterns(p, {str(tmp_path / "out.h5")!r})
     """)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
-    run = [sys.executable, "-c", code]
-    assert subprocess.run(run + ["die"], env=env, capture_output=True).returncode == 9
+    return [sys.executable, "-c", code], dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
+                                               PYTHONPATH=ROOT)
+
+
+def test_a_killed_fit_resumes_in_a_new_process(fitted, tmp_path):
+    """SIGKILL-like death (os._exit) in the middle of the fourth batch."""
+    model, reference = fitted
+    checkpoint = tmp_path / "fit.ckpt.h5"
+    run, env = _fitting_process(model, tmp_path, "os._exit(9)", checkpoint_every=1)
+    assert subprocess.run(run + ["stop"], env=env, capture_output=True).returncode == 9
     assert checkpoint.exists() and not _temporaries(tmp_path)
     done = subprocess.run(run + ["live"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -238,3 +281,117 @@ def test_a_checkpoint_of_another_model_or_settings_is_refused(fitted, tmp_path):
     with pytest.raises(ValueError, match="checkpoint_every"):
         kp.compute_patterns(model, x, checkpoint=checkpoint, checkpoint_every=0)
     assert checkpoint.exists()  # refusals leave it for the right fit
+
+
+# -- Ctrl-C and SIGTERM during a checkpointed fit --------------------------------------------
+
+
+def _interrupted_batches(x, at, size=10):
+    for i in range(0, len(x), size):
+        if i // size == at:
+            raise KeyboardInterrupt
+        yield x[i:i + size]
+
+
+def _counted(checkpoint):
+    with h5py.File(checkpoint, "r") as f:
+        return int(f.attrs["n_batches"]), int(f.attrs["n_samples"])
+
+
+def test_ctrl_c_writes_every_batch_counted_and_the_fit_resumes_from_it(fitted, tmp_path):
+    """Ctrl-C after 3 batches, long before the first periodic write (every 100): the
+    checkpoint holds the 3 batches, the resumed fit the patterns of an uninterrupted one."""
+    model, reference = fitted
+    x = _data()
+    checkpoint = tmp_path / "fit.ckpt.h5"
+    with pytest.raises(KeyboardInterrupt):
+        kp.compute_patterns(model, _interrupted_batches(x, at=3), checkpoint=checkpoint,
+                            batch_size=10)
+    assert _counted(checkpoint) == (3, 30) and not _temporaries(tmp_path)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    resumed = kp.compute_patterns(model, _batches(x), checkpoint=checkpoint, batch_size=10)
+    _assert_same_patterns(resumed, reference)
+    assert resumed.n_samples == 60 and not checkpoint.exists()
+
+
+def test_ctrl_c_in_the_middle_of_a_batch_waits_until_it_is_counted(fitted, tmp_path,
+                                                                   monkeypatch):
+    """SIGINT arrives while the third batch's sums are added: the batch is counted to its
+    end (sums and counts together), then the fit stops with a checkpoint of 3 batches whose
+    resumption gives the uninterrupted patterns bit for bit."""
+    from keras_patterns.patterns import streaming
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    model, reference = fitted
+    real = streaming.compiled
+
+    def signalling(fn):
+        step, calls = real(fn), []
+
+        def run(xs):
+            out = step(xs)
+            calls.append(1)
+            if len(calls) == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+            return out
+
+        return run
+
+    monkeypatch.setattr(streaming, "compiled", signalling)
+    checkpoint = tmp_path / "fit.ckpt.h5"
+    with pytest.raises(KeyboardInterrupt):
+        kp.compute_patterns(model, _data(), checkpoint=checkpoint, batch_size=10)
+    assert _counted(checkpoint) == (3, 30)
+    monkeypatch.undo()
+    resumed = kp.compute_patterns(model, _data(), checkpoint=checkpoint, batch_size=10)
+    _assert_same_patterns(resumed, reference)
+
+
+def test_ctrl_c_while_estimating_keeps_every_batch(fitted, tmp_path, monkeypatch):
+    from keras_patterns.patterns import fit
+
+    model, reference = fitted
+    real = fit.estimate_all
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit, "estimate_all", interrupted)
+    checkpoint = tmp_path / "fit.ckpt.h5"
+    with pytest.raises(KeyboardInterrupt):
+        kp.compute_patterns(model, _data(), checkpoint=checkpoint, batch_size=10,
+                            checkpoint_every=4)
+    assert _counted(checkpoint) == (6, 60)
+    monkeypatch.setattr(fit, "estimate_all", real)
+    resumed = kp.compute_patterns(model, _data(), checkpoint=checkpoint, batch_size=10)
+    _assert_same_patterns(resumed, reference)
+
+
+def test_other_errors_keep_the_last_periodic_checkpoint(fitted, tmp_path):
+    """Only interruptions write out of turn: an error in the data is no reason to think
+    the batches before it were right."""
+    model, _ = fitted
+    checkpoint = tmp_path / "fit.ckpt.h5"
+    with pytest.raises(RuntimeError):
+        kp.compute_patterns(model, _batches(_data(), crash_at=3), checkpoint=checkpoint,
+                            checkpoint_every=2, batch_size=10)
+    assert _counted(checkpoint) == (2, 20)
+
+
+@pytest.mark.slow  # a process that imports TensorFlow and fits: over 10 s
+def test_sigterm_writes_every_batch_counted_then_ends_the_process(fitted, tmp_path):
+    """The fit's process sends itself SIGTERM while it reads the fourth batch: it writes the
+    checkpoint of 3 batches and ends by the signal; the fit resumes from it."""
+    model, reference = fitted
+    checkpoint = tmp_path / "fit.ckpt.h5"
+    run, env = _fitting_process(model, tmp_path, "os.kill(os.getpid(), signal.SIGTERM)",
+                                checkpoint_every=100)
+    done = subprocess.run(run + ["stop"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == -signal.SIGTERM, done.stderr[-2000:]
+    assert not (tmp_path / "out.h5").exists()
+    assert _counted(checkpoint) == (3, 30) and not _temporaries(tmp_path)
+    resumed = kp.compute_patterns(model, _batches(_data()), checkpoint=checkpoint,
+                                  batch_size=10)
+    _assert_same_patterns(resumed, reference)

@@ -10,6 +10,7 @@ from .. import replicas
 from .._warn import warn
 from ..canonize import prepare
 from ..compiled import compiled
+from ..data import features
 from ..errors import (
     InvalidInputError,
     NotAnalyzableModelError,
@@ -21,7 +22,6 @@ from ..graph import EMBEDDING, OPAQUE
 from ..inputs import check_batch_size, in_form, standardize
 from ..kinds import unsupported_error
 from ..loading import load_model
-from ..patterns.data import features
 from ..reverse import EmbeddingReverse, GradientReverse, build_reverse_model
 from ..selection import check_mode, normalize_index
 

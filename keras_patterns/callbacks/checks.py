@@ -9,6 +9,7 @@ import numpy as np
 from .. import visualize
 from ..analyzers import PatternAttribution, PatternNet, analyzer_class
 from ..patterns.estimators import estimator
+from ..visualize.batches import check_batch
 
 #: Methods whose noise is seeded by default, so that every epoch's picture uses the same noise.
 SEEDED_METHODS = ("smoothgrad", "random")
@@ -29,23 +30,7 @@ def _positive_int(value, name):
 
 
 def _image_batch(images, name):
-    try:
-        array = np.array(images, copy=True)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{name} must be a numeric array: {e}") from None
-    if array.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must hold real numbers, got dtype {array.dtype}")
-    if array.ndim not in (3, 4):
-        raise ValueError(
-            f"{name} must be a batch of images shaped (N, H, W) or (N, H, W, C), got shape "
-            f"{array.shape}"
-        )
-    if len(array) == 0:
-        raise ValueError(f"{name} must hold at least one image, got shape {array.shape}")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} holds NaN or inf values (shape {array.shape})")
-    return array
-
+    return check_batch(images, name, copy=True)
 
 
 class Arguments:

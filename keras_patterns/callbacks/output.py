@@ -1,13 +1,12 @@
 """Where ExplanationGrid's pictures go: PNG files written atomically, TensorBoard summaries."""
 
 import importlib.util
-import os
 import random
-import secrets
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
+
+from ..files import atomic_path
 
 
 def tensorboard_installed():
@@ -55,16 +54,8 @@ def write_image_summary(tag, pixels, step):
 
 
 def _save_png(picture, path):
-    """Writes a PIL image to ``path`` as PNG through a temporary file renamed over it (the
-    file gets the mode a new file gets: 0666 less the umask)."""
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            picture.save(f, format="PNG")
-        os.replace(partial, path)
-    except BaseException:
-        if partial.exists():
-            partial.unlink()
-        raise
+    """Writes a PIL image to ``path`` as PNG atomically (`keras_patterns.files.atomic_path`:
+    no half-written picture under the final name, no temporary left behind; the file gets
+    the mode a new file gets: 0666 less the umask)."""
+    with atomic_path(path, OSError, ".png") as partial:
+        picture.save(partial, format="PNG")

@@ -9,16 +9,18 @@
     keras-patterns check                             every method on a small CNN
 
 Errors of the user's making (a missing file, a file that is not a model, images of the
-wrong size, an unknown method) print one line and exit with status 2; no traceback.
+wrong size, an unknown method) and a missing optional dependency print one line and exit
+with status 2; no traceback. Warnings print one line each, without Python's source line.
 """
 
 import argparse
 import os
 import sys
+import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-#: what a user can get wrong: one line, exit status 2
+# what a user can get wrong: one line, exit status 2
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, PermissionError, RuntimeError)
 
 
@@ -136,10 +138,32 @@ def _start_tensorflow_quietly():
         os.close(devnull)
 
 
+def _one_line_warnings(command):
+    """A `warnings.showwarning` that prints `keras-patterns COMMAND: warning: MESSAGE` on
+    one line (the category named unless it is UserWarning), without Python's source
+    location and line."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        if category is not UserWarning:
+            text = f"{category.__name__}: {text}"
+        print(f"keras-patterns {command}: warning: {text}",
+              file=sys.stderr if file is None else file)
+
+    return show
+
+
 def main(argv=None):
     """Run the command line; returns the exit status."""
     args = parser().parse_args(argv)
+    with warnings.catch_warnings():  # restores Python's own display on leaving
+        warnings.showwarning = _one_line_warnings(args.command)
+        return _run(args)
+
+
+def _run(args):
     _start_tensorflow_quietly()
+    from ..errors import MissingExtraError
     from . import commands, demo
 
     run = {"demo": demo.demo, "fit": commands.fit, "explain": commands.explain,
@@ -147,7 +171,7 @@ def main(argv=None):
            "list": commands.list_methods, "check": commands.check}[args.command]
     try:
         return run(args)
-    except USER_ERRORS as e:
+    except (MissingExtraError, *USER_ERRORS) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"keras-patterns {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -23,10 +23,11 @@ from typing import Optional, Sequence, Union
 import keras
 import numpy as np
 
-from .. import _keras
 from ..compiled import compiled
 from ..inputs import check_batch_size
+from ..kinds import softmax_output
 from ..utils import model_wo_softmax
+from ..visualize.batches import check_batch
 from .perturbation import (  # noqa: F401 - part of this module's interface
     ORDERS,
     REPLACE,
@@ -94,41 +95,19 @@ def aopc(curves: np.ndarray) -> Union[float, np.ndarray]:
     return float(area) if c.ndim == 1 else area
 
 
-def _softmax_output(op):
-    """"layer" for a softmax layer (or a layer with a softmax activation), "op" for a
-    `keras.ops.softmax` call, None otherwise (nested models are looked into)."""
-    if isinstance(op, keras.Model):
-        kinds = {_softmax_output(o) for o in _output_operations(op)}
-        return kinds.pop() if len(kinds) == 1 else None
-    if isinstance(op, keras.layers.Softmax):
-        return "layer"
-    if getattr(getattr(op, "activation", None), "__name__", None) == "softmax":
-        return "layer"
-    if not isinstance(op, keras.layers.Layer) and type(op).__name__ == "Softmax":
-        return "op"
-    return None
-
-
-def _output_operations(model):
-    try:
-        return list(_keras.output_layers(model))
-    except (AttributeError, ValueError, TypeError):
-        return []
-
-
 def ends_with_softmax(model: keras.Model) -> bool:
     """Whether every output of `model` comes out of a softmax: a `Softmax` layer, an
     `Activation("softmax")`, a layer with ``activation="softmax"`` or a `keras.ops.softmax`
     call (nested models are looked into). A model whose graph cannot be read (subclassed)
     gives False."""
-    return _softmax_output(model) is not None
+    return softmax_output(model) is not None
 
 
 def _forward(model, score):
     """A compiled function images -> (batch, units) scores (probabilities or logits), and
     whether it applies the softmax itself."""
     softmax_out = ends_with_softmax(model)
-    if score == "logit" and _softmax_output(model) == "op":
+    if score == "logit" and softmax_output(model) == "op":
         raise ValueError("score='logit': the model's softmax is a keras.ops.softmax call, "
                          "which cannot be removed; pass the model without it (its logits).")
     if score == "logit":
@@ -152,13 +131,7 @@ def _forward(model, score):
 
 
 def _images(x, name):
-    x = np.asarray(x)
-    if x.ndim not in (3, 4):
-        raise ValueError(f"{name} must be images (N, H, W, C) or (N, H, W), got shape "
-                         f"{x.shape}.")
-    if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
-        raise ValueError(f"{name} must be finite numbers.")
-    return x
+    return check_batch(x, name)
 
 
 def degradation(

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..analyzers import create_analyzer
 from ..inputs import check_batch_size
+from ..visualize.batches import check_batch
 from .correlation import (  # noqa: F401 - part of this module's interface
     MEASURES,
     correlation,
@@ -91,10 +92,7 @@ def _output_units(model):
 
 
 def _images(x):
-    x = np.asarray(x)
-    if x.ndim < 2 or len(x) == 0:
-        raise ValueError(f"x must be a non-empty batch, got shape {x.shape}.")
-    return x
+    return check_batch(x, "x", images=False)
 
 
 # -- class sensitivity ----------------------------------------------------------------------

@@ -294,10 +294,8 @@ def signal_quality(model: keras.Model, data: Any,
     names = tuple(dict.fromkeys(names))
     shares = check_splits(splits)
     batch_size = check_batch_size(batch_size)
-    if steps is not None and not positive_int(steps):
-        raise ValueError(f"steps must be a positive int or None, got {steps!r}.")
-    if not positive_int(max_dim):
-        raise ValueError(f"max_dim must be a positive int, got {max_dim!r}.")
+    steps = positive_int(steps, "steps", optional=True)
+    max_dim = positive_int(max_dim, "max_dim")
     if data is None:
         raise InvalidInputError("signal_quality needs data: numpy arrays, a tf.data.Dataset, "
                                 "a generator or a keras.utils.PyDataset.")

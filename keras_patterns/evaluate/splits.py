@@ -16,8 +16,8 @@ observations per split; else InvalidInputError.
 
 import numpy as np
 
+from ..data import Batches, features, is_arrays
 from ..errors import InvalidInputError
-from ..patterns.data import Batches, features, is_arrays
 
 
 def check_splits(splits):
@@ -49,12 +49,12 @@ def split_batches(data, specs, batch_size, shares, steps):
             raise InvalidInputError(
                 f"signal_quality: {n} samples give splits of {sizes} samples; each of the "
                 "three splits (patterns, regression, measurement) needs at least 2.")
-        parts = [Batches([x[a:b] for x in xs], specs, batch_size)
+        parts = [Batches([x[a:b] for x in xs], specs, batch_size, caller="signal_quality")
                  for a, b in zip(ends, ends[1:])]
         source = ((k, batch) for k, part in enumerate(parts) for batch in part)
         return source, sum(p.known for p in parts), "arrays"
 
-    batches = Batches(data, specs, batch_size, steps)
+    batches = Batches(data, specs, batch_size, steps, caller="signal_quality")
 
     def stream():
         given = [0, 0, 0]

@@ -6,6 +6,7 @@ pass (`streaming`, `statistics`) and turns them into patterns with the chosen es
 (`estimators`). The analyzers call `fit_patterns` on their own graph.
 """
 
+import contextlib
 import os
 from typing import Any, Optional, Union
 
@@ -17,7 +18,7 @@ from ..canonize import prepare
 from ..errors import InvalidInputError
 from ..graph import OPAQUE
 from ..kinds import unsupported_error
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, Interruptions
 from .estimators import estimator
 from .identity import fingerprints, layout, pattern_keys
 from .patterns import Patterns, all_finite
@@ -103,18 +104,25 @@ def fit_patterns(graph, data=None, pattern_type="relu", batch_size=32, steps=Non
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
     regimes = kernel_regimes(graph, estimate, negative_patterns)
     statistics_pass = StatisticsPass(graph, regimes, strategy, precision)
-    if checkpoint is not None:
-        entries = layout(graph, statistics_pass.keys)
-        settings = {"pattern_type": pattern_type, "precision": precision,
-                    "batch_size": int(batch_size), "output_index": output_index,
-                    "regimes": {stable: list(regimes[key]) for stable, key, _ in entries}}
-        checkpoint = Checkpoint(checkpoint, checkpoint_every, settings, fingerprints(entries))
-    n_samples = statistics_pass.run(data, batch_size, steps, verbose, checkpoint)
-    statistics = {key: s.moments(mean_x=estimate.needs_mean_x)
-                  for key, s in statistics_pass.stats.items()}
-    patterns = estimate_all(graph, estimate, statistics, n_samples, seed)
-    if checkpoint is not None:
-        checkpoint.remove()
+
+    def fit(held=contextlib.nullcontext):
+        n_samples = statistics_pass.run(data, batch_size, steps, verbose, checkpoint, held)
+        statistics = {key: s.moments(mean_x=estimate.needs_mean_x)
+                      for key, s in statistics_pass.stats.items()}
+        return estimate_all(graph, estimate, statistics, n_samples, seed)
+
+    if checkpoint is None:
+        return fit()
+    entries = layout(graph, statistics_pass.keys)
+    settings = {"pattern_type": pattern_type, "precision": precision,
+                "batch_size": int(batch_size), "output_index": output_index,
+                "regimes": {stable: list(regimes[key]) for stable, key, _ in entries}}
+    checkpoint = Checkpoint(checkpoint, checkpoint_every, settings, fingerprints(entries))
+    # Ctrl-C or SIGTERM, in the pass or in the estimation after it: the counted batches
+    # are written first
+    with Interruptions(lambda: checkpoint.keep(statistics_pass)) as interruptions:
+        patterns = fit(interruptions.held)
+    checkpoint.remove()
     return patterns
 
 
@@ -153,8 +161,9 @@ def compute_patterns(model: keras.Model, data: Any = None, pattern_type: str = "
             batches the running statistics are written to it atomically; a fit started
             again with the same data, settings and checkpoint after a crash or Ctrl-C skips
             the batches already counted and returns the same patterns as an uninterrupted
-            fit. The data must yield the same batches in the same order (no reshuffling).
-            The file is removed when the fit completes.
+            fit. Ctrl-C, SIGTERM and SIGHUP write it (every batch counted so far) before
+            they stop the fit. The data must yield the same batches in the same order (no
+            reshuffling). The file is removed when the fit completes.
         checkpoint_every: batches between two checkpoint writes.
 
     Returns:

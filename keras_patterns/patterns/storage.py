@@ -18,8 +18,8 @@ import keras
 import numpy as np
 
 from ..errors import PatternFileError
+from ..files import atomic_h5, checked_h5
 from ..version import __version__
-from .files import atomic_h5, checked_h5
 from .fit import prepare_graph
 from .identity import fingerprints, layout
 from .patterns import Patterns, check_fit

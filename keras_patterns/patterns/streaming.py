@@ -2,20 +2,23 @@
 sums to float64 accumulators (`statistics`), in one compiled function; memory does not grow
 with the data. Under a `tf.distribute` strategy every replica forms the sums of its share of
 the batch; the sums are all-reduced and added once. With a `Checkpoint`, the pass resumes
-from it and writes it every k batches."""
+from it and writes it every k batches; a signal waits until the batch being counted is
+counted (`checkpoint.Interruptions`)."""
+
+import contextlib
 
 import keras
 import tensorflow as tf
 
 from ..compiled import compiled
+from ..data import Batches
 from ..errors import InvalidInputError
 from ..graph import KERNEL
 from ..replicas import distribute
-from .data import Batches
 from .identity import layout, pattern_keys
 from .statistics import KernelStatistics
 
-#: samples of the first batch whose channel means become the input shifts
+# samples of the first batch whose channel means become the input shifts
 CALIBRATION_SAMPLES = 4
 
 
@@ -48,6 +51,7 @@ class StatisticsPass:
             if key not in self.stats:
                 self.stats[key] = KernelStatistics(node.kernel_map, regimes[key], precision)
         self._step = compiled(self._update)
+        self.n_batches = self.n_samples = 0  # counted by `run`
 
     def _calibrate(self, xs):
         """Fix every map's input shift from the first `CALIBRATION_SAMPLES` samples of the
@@ -92,41 +96,47 @@ class StatisticsPass:
         return {stable: self.stats[key].variables()
                 for stable, key, _ in layout(self.graph, self.keys)}
 
-    def run(self, data, batch_size, steps, verbose, checkpoint=None):
+    def run(self, data, batch_size, steps, verbose, checkpoint=None,
+            held=contextlib.nullcontext):
         """One pass over `data`; returns the number of input samples seen. With a
-        `Checkpoint`, resumes from it and writes it every `checkpoint.every` batches."""
-        source = Batches(data, [t.spec for t in self.graph.inputs], batch_size, steps)
-        n_batches = n_samples = 0
+        `Checkpoint`, resumes from it and writes it every `checkpoint.every` batches.
+        `held()` (see `checkpoint.Interruptions`) surrounds the counting of each batch, in
+        which the accumulators and `n_batches`, `n_samples` change together."""
+        source = Batches(data, [t.spec for t in self.graph.inputs], batch_size, steps,
+                         caller="fit")
+        self.n_batches = self.n_samples = 0
         if checkpoint is not None:
-            n_batches, n_samples = checkpoint.restore(self.accumulators())
-            skipped = source.skip(n_batches)
-            if skipped < n_batches:
+            self.n_batches, self.n_samples = checkpoint.restore(self.accumulators())
+            skipped = source.skip(self.n_batches)
+            if skipped < self.n_batches:
                 raise InvalidInputError(
-                    f"fit() resumed from '{checkpoint.path}', which counted {n_batches} "
+                    f"fit() resumed from '{checkpoint.path}', which counted {self.n_batches} "
                     f"batches, but {source.where} has only {skipped}: not the data the "
                     "checkpoint was written for.")
         bar = keras.utils.Progbar(source.known, verbose=verbose,
                                   unit_name="batch") if verbose else None
-        if bar is not None and n_batches:
-            bar.update(n_batches)
-        replicas = self.strategy.num_replicas_in_sync
+        if bar is not None and self.n_batches:
+            bar.update(self.n_batches)
         for xs in source:
-            n = int(xs[0].shape[0])
-            if n_samples == 0 and n:
-                self._calibrate(xs)
-            if replicas > 1:
-                xs = distribute(self.strategy, xs)
-            self._step(xs)
-            n_samples += n
-            n_batches += 1
+            with held():
+                self._count(xs)
+                if checkpoint is not None and checkpoint.due(self.n_batches):
+                    checkpoint.write(self.accumulators(), self.n_batches, self.n_samples)
             if bar is not None:
-                bar.update(n_batches)  # finalizes itself at a known last batch
-            if checkpoint is not None and checkpoint.due(n_batches):
-                checkpoint.write(self.accumulators(), n_batches, n_samples)
-        if n_samples == 0:
+                bar.update(self.n_batches)  # finalizes itself at a known last batch
+        if self.n_samples == 0:
             raise source.empty_error()
-        if bar is not None and n_batches != bar.target:
-            bar.update(n_batches, finalize=True)
-        return n_samples
+        if bar is not None and self.n_batches != bar.target:
+            bar.update(self.n_batches, finalize=True)
+        return self.n_samples
 
-
+    def _count(self, xs):
+        """Add the sums of the batch `xs` and count it."""
+        n = int(xs[0].shape[0])
+        if self.n_samples == 0 and n:
+            self._calibrate(xs)
+        if self.strategy.num_replicas_in_sync > 1:
+            xs = distribute(self.strategy, xs)
+        self._step(xs)
+        self.n_samples += n
+        self.n_batches += 1

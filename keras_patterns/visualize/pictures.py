@@ -4,6 +4,8 @@ import numbers
 
 import numpy as np
 
+from .batches import check_batch
+
 #: Diverging colour tables: RGB anchors in [0, 255], evenly spaced over [-1, 1] and linearly
 #: interpolated in between. "bwr": blue, white, red. "seismic": dark blue, blue, white, red,
 #: dark red (more contrast at the extremes).
@@ -31,24 +33,12 @@ def _batch(x, name, channels_first=False, channels=None):
     """Returns ``x`` as a float64 channels-last batch ``(N, H, W, C)`` after checking it."""
     if not isinstance(channels_first, (bool, np.bool_)):
         raise ValueError(f"channels_first must be True or False, got {channels_first!r}")
-    try:
-        array = np.asarray(x)
-    except (TypeError, ValueError) as e:  # ragged lists and the like
-        raise ValueError(f"{name} must be a numeric array: {e}") from None
-    if array.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    array = check_batch(x, name, channels_first=channels_first, empty=True)
     if array.ndim == 3:
         array = array[..., None]
     elif array.ndim == 4:
         if channels_first:
             array = np.transpose(array, (0, 2, 3, 1))
-    else:
-        layout = "(N, C, H, W)" if channels_first else "(N, H, W, C)"
-        hint = " (a single sample? pass x[None])" if array.ndim == 2 else ""
-        raise ValueError(
-            f"{name} must be a batch shaped (N, H, W) or {layout}; got shape "
-            f"{np.shape(x)} (rank {array.ndim}){hint}"
-        )
     if channels is not None and array.shape[-1] not in channels:
         allowed = " or ".join(str(c) for c in channels)
         raise ValueError(
@@ -56,11 +46,7 @@ def _batch(x, name, channels_first=False, channels=None):
             f"({array.shape[-1]} channels"
             f"{', channels_first' if channels_first else ', channels last'})"
         )
-    array = array.astype(np.float64)
-    if not np.isfinite(array).all():
-        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
-        raise ValueError(f"{name} has {bad} non-finite value(s) (NaN or inf), shape {np.shape(x)}")
-    return array
+    return array.astype(np.float64)
 
 
 def _option(value, name, allowed):

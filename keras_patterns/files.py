@@ -1,10 +1,12 @@
-"""HDF5 files written atomically: a temporary file beside the target, renamed over it.
+"""Files written atomically: a temporary file beside the target, renamed over it; and files
+written so read back with their checks.
 
 A crash, Ctrl-C or SIGTERM while writing never leaves a half-written file under the final
 name, and never leaves the temporary file behind either: it is removed on errors and on
 termination signals, and temporaries of processes that died without a chance to clean up
 (SIGKILL, power loss) are removed by the next write into the same folder. The file gets the
-mode any new file gets (0666 less the umask), like the model file beside it.
+mode any new file gets (0666 less the umask), like the model file beside it. Pattern files,
+fit checkpoints and the pictures of `ExplanationGrid` are written this way.
 """
 
 import contextlib
@@ -18,12 +20,14 @@ import time
 
 import h5py
 
-from ..errors import InvalidInputError
+from .errors import InvalidInputError
 
 PREFIX = ".patterns-"
 _HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
-_OURS = re.compile(re.escape(PREFIX) + r"(?P<host>[A-Za-z0-9]*)-(?P<pid>\d+)-[0-9a-f]+\.h5\.tmp$")
-#: temporaries of the first format (no host and pid in the name) are stale after this long
+_OURS = re.compile(re.escape(PREFIX) + r"(?P<host>[A-Za-z0-9]*)-(?P<pid>\d+)-[0-9a-f]+"
+                   r"(\.[A-Za-z0-9]+)?\.tmp$")
+# temporaries of the first format (HDF5 only, no host and pid in the name) are stale after
+# this long
 _OLD_AFTER_S = 3600
 
 _live = set()  # temporaries being written by this process
@@ -47,12 +51,14 @@ def remove_stale_temporaries(folder):
     except OSError:
         return
     for name in names:
-        if not (name.startswith(PREFIX) and name.endswith(".h5.tmp")):
+        if not (name.startswith(PREFIX) and name.endswith(".tmp")):
             continue
         path = os.path.join(folder, name)
         match = _OURS.match(name)
         if match:
             stale = match["host"] == _HOST and not _alive(int(match["pid"]))
+        elif not name.endswith(".h5.tmp"):
+            continue
         else:
             try:
                 stale = time.time() - os.path.getmtime(path) > _OLD_AFTER_S
@@ -61,6 +67,18 @@ def remove_stale_temporaries(folder):
         if stale:
             with contextlib.suppress(OSError):
                 os.remove(path)
+
+
+def act_as_before(signum, frame, before):
+    """Do what the signal `signum` did before a handler of this package took it over:
+    call `before` if it is a Python handler, terminate the process by the signal under
+    SIG_DFL (None: a handler set outside Python, taken as the default), nothing under
+    SIG_IGN."""
+    if callable(before):
+        before(signum, frame)
+    elif before != signal.SIG_IGN:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
 
 
 def _remove_live():
@@ -83,12 +101,7 @@ def _cleaned_on_termination():
 
     def handler(signum, frame):
         _remove_live()
-        before = previous.get(signum, signal.SIG_DFL)
-        if callable(before):
-            before(signum, frame)
-        elif before != signal.SIG_IGN:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
+        act_as_before(signum, frame, previous.get(signum))
 
     for signum in (signal.SIGTERM, signal.SIGHUP):
         previous[signum] = signal.signal(signum, handler)
@@ -100,17 +113,29 @@ def _cleaned_on_termination():
 
 
 @contextlib.contextmanager
-def atomic_h5(path, error=InvalidInputError):
-    """`with atomic_h5(path) as f:` writes the h5py.File `f` to `path` atomically.
+def atomic_path(path, error=InvalidInputError, suffix=""):
+    """`with atomic_path(path) as tmp:` the file the block writes to the path `tmp` appears
+    at `path` when the block ends without an error, in one rename.
 
-    Raises `error` naming `path` when its folder does not exist or cannot be written.
+    Args:
+        path: the target file.
+        error: the exception class of the refusals.
+        suffix: the end of the temporary's name before ".tmp" (".h5", ".png"), for a
+            person who lists the folder while it is written.
+
+    Yields:
+        str: the temporary's path, an empty file with the mode a new file gets.
+
+    Raises:
+        error: naming `path`, when its folder does not exist or cannot be written.
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise error(f"Cannot write '{path}': the folder '{folder}' does not exist.")
     remove_stale_temporaries(folder)
-    tmp = os.path.join(folder, f"{PREFIX}{_HOST}-{os.getpid()}-{secrets.token_hex(4)}.h5.tmp")
+    name = f"{PREFIX}{_HOST}-{os.getpid()}-{secrets.token_hex(4)}{suffix}.tmp"
+    tmp = os.path.join(folder, name)
     with _cleaned_on_termination():
         try:
             # created by os.open so that the umask applies (mkstemp would give 0600)
@@ -120,14 +145,24 @@ def atomic_h5(path, error=InvalidInputError):
         with _lock:
             _live.add(tmp)
         try:
-            with h5py.File(tmp, "w") as f:
-                yield f
+            yield tmp
             os.replace(tmp, path)
         finally:
             with _lock:
                 _live.discard(tmp)
             if os.path.exists(tmp):
                 os.remove(tmp)
+
+
+@contextlib.contextmanager
+def atomic_h5(path, error=InvalidInputError):
+    """`with atomic_h5(path) as f:` writes the h5py.File `f` to `path` atomically (see
+    `atomic_path`).
+
+    Raises `error` naming `path` when its folder does not exist or cannot be written.
+    """
+    with atomic_path(path, error, ".h5") as tmp, h5py.File(tmp, "w") as f:
+        yield f
 
 
 @contextlib.contextmanager
