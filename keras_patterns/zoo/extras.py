@@ -31,8 +31,7 @@ def missing_extra(module, feature):
     package = DEMO_MODULES.get(module.split(".")[0], module)
     shown = module if package == module else f"{module} (package {package})"
     return MissingExtraError(
-        f"{feature[:1].upper()}{feature[1:]} needs the module {shown}, which is not "
-        f"installed: {INSTALL} installs it.")
+        f"The module {shown}, needed for {feature}, is not installed: {INSTALL} installs it.")
 
 
 def require(module, feature):
