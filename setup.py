@@ -18,7 +18,8 @@ setup(
     long_description_content_type="text/markdown",
     license="BSD-3-Clause",
     python_requires=">=3.10",
-    packages=find_packages(include=["keras_patterns", "keras_patterns.*", "applications"]),
+    # one top-level package; the scripts in applications/ are run from a clone, not installed
+    packages=find_packages(include=["keras_patterns", "keras_patterns.*"]),
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3.0",
@@ -27,7 +28,8 @@ setup(
         "pillow>=9.0",
     ],
     extras_require={
-        # real networks and data for the demo and applications/, all offline: the digits
+        # real networks and data for keras_patterns.zoo (the demo, `keras-patterns
+        # reproduce` and the scripts in applications/), all offline: the digits
         # ship with scikit-learn, LFW faces with scikit-image, the trained MTCNN face
         # networks (MIT licence) with mtcnn (whose weight files need lz4 and joblib);
         # matplotlib draws the plots of `keras-patterns reproduce`

@@ -1,5 +1,5 @@
-"""Real trained networks and real data for keras-patterns, available offline.
+"""Scripts that explain real networks, run as files (``python applications/digits.py``).
 
-Nothing here downloads anything: the weights and images come from packages installed in the
-environment (see each module's docstring for its source and licence).
+They use only keras-patterns' public API; the networks and data they explain live in
+``keras_patterns.zoo``. This folder is not installed with the package.
 """

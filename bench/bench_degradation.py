@@ -2,7 +2,7 @@
 
     python bench/bench_degradation.py [--images 64] [--steps 100] [--patch 2]
 
-Trains the digits CNN (applications/digits.py), explains `--images` test digits with
+Trains the digits CNN (keras_patterns.zoo.digits), explains `--images` test digits with
 lrp.epsilon and times `kp.evaluate.degradation` with `--steps` steps; prints the time, the
 number of forward passes it made and the ratio to `steps + 1` forward passes of the same
 images (its floor: every perturbed copy must go through the model once).
@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import tensorflow as tf  # noqa: E402
 
 import keras_patterns as kp  # noqa: E402
-from applications import digits  # noqa: E402
+from keras_patterns.zoo import digits  # noqa: E402
 
 
 def main():

@@ -1,5 +1,9 @@
 """`keras-patterns check`: one line per method, every method runs (the pattern methods on
-patterns fitted by the check)."""
+patterns fitted by the check); `demo` and `reproduce` without the demo extra stop at once
+with one sentence naming the missing module."""
+
+import argparse
+import sys
 
 import numpy as np
 import pytest
@@ -19,3 +23,59 @@ def test_check_explains_with_every_method(capsys):
         assert "(4, 16, 16, 3)" in line and "failed" not in line, line
         mean_abs = float(line.split(")")[1].split()[1])
         assert np.isfinite(mean_abs) and mean_abs > 0, line
+
+
+# -- without the demo extra: one sentence naming the module and the pip command ----------
+
+def assert_one_sentence(error, module):
+    message = str(error.value)
+    assert module in message, message
+    assert 'pip install "keras-patterns[demo]"' in message, message
+    assert "\n" not in message and ". " not in message and message.endswith("."), message
+
+
+@pytest.mark.parametrize("module", ["mtcnn", "skimage", "sklearn", "lz4", "joblib"])
+def test_demo_without_a_module_of_the_extra_stops_before_it_starts(monkeypatch, tmp_path,
+                                                                   module):
+    from keras_patterns.cli.demo import demo
+    from keras_patterns.errors import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, module, None)
+    out = tmp_path / "demo"
+    args = argparse.Namespace(out=str(out), digits=2, faces=2, skip_faces=False)
+    with pytest.raises(MissingExtraError) as error:
+        demo(args)
+    assert_one_sentence(error, module)
+    assert not out.exists()  # nothing ran
+
+
+def test_demo_digits_alone_need_no_face_modules(monkeypatch, tmp_path):
+    from keras_patterns.zoo import DEMO_MODULES, check_installed
+
+    monkeypatch.setitem(sys.modules, "mtcnn", None)
+    check_installed(("sklearn",), "the demo")  # what --skip-faces needs: no error
+    assert "mtcnn" in DEMO_MODULES
+
+
+@pytest.mark.parametrize("module", ["mtcnn", "matplotlib", "sklearn"])
+def test_reproduce_without_a_module_of_the_extra_stops_before_it_starts(monkeypatch, tmp_path,
+                                                                        module):
+    from keras_patterns.errors import MissingExtraError
+    from keras_patterns.reproduce import reproduce
+
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(MissingExtraError) as error:
+        reproduce(tmp_path / "report", quick=True, verbose=0)
+    assert_one_sentence(error, module)
+    assert not (tmp_path / "report").exists()
+
+
+def test_missing_extra_error_is_an_import_error_naming_the_package():
+    from keras_patterns.errors import MissingExtraError
+    from keras_patterns.zoo.extras import missing_extra
+
+    error = missing_extra("skimage", "the LFW faces")
+    assert isinstance(error, MissingExtraError) and isinstance(error, ImportError)
+    assert str(error) == ("The module skimage (package scikit-image), needed for the LFW "
+                          'faces, is not installed: pip install "keras-patterns[demo]" '
+                          "installs it.")

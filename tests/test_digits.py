@@ -1,4 +1,5 @@
-"""applications/digits.py: the data, the CNN trained on it, saving, and the command line.
+"""The digits CNN (keras_patterns.zoo.digits): the data, the CNN trained on it, saving, and
+the command line (applications/digits.py).
 
 Oracles: scikit-learn's bundled digits themselves (1797 images of integers 0..16, their class
 counts), the true labels of the test images (accuracy recomputed here from the logits), and
@@ -21,11 +22,12 @@ import pytest
 from PIL import Image, ImageFont
 from sklearn.datasets import load_digits
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from keras_patterns.errors import MissingExtraError, ModelFileError
+from keras_patterns.loading import load_model
+from keras_patterns.zoo import digits
 
-from applications import digits  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+GRID_FILE = "digits_grid.png"  # the picture the command line writes
 
 
 @pytest.fixture(scope="module")
@@ -108,15 +110,15 @@ def test_save_load_round_trip(trained, data, tmp_path):
     x_test = data[2]
     path = digits.save_model(model, tmp_path / "sub" / "cnn.keras")
     assert path.is_file() and list(path.parent.iterdir()) == [path]  # no partial file left
-    loaded = digits.load_model(path)
+    loaded = load_model(path)
     np.testing.assert_array_equal(
         loaded.predict(x_test, verbose=0), model.predict(x_test, verbose=0)
     )
     assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
     with pytest.raises(ValueError, match=r"\.keras"):
         digits.save_model(model, tmp_path / "cnn.h5")
-    with pytest.raises(FileNotFoundError):
-        digits.load_model(tmp_path / "missing.keras")
+    with pytest.raises(ModelFileError, match="does not exist"):
+        load_model(tmp_path / "missing.keras")
 
 
 def test_pretrained_trains_once_then_loads(trained, data, tmp_path, monkeypatch):
@@ -142,7 +144,9 @@ def test_command_line_writes_model_and_grid(data, tmp_path):
     out = tmp_path / "out"
     methods = ["gradient", "lrp.epsilon", "pattern.attribution"]
     samples, cell = 3, 96  # every column label fits one line
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    # the script imports the keras_patterns of this checkout, as the tests do
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=path)
     result = subprocess.run(
         [
             sys.executable,
@@ -167,11 +171,11 @@ def test_command_line_writes_model_and_grid(data, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "test accuracy" in result.stdout
-    model = digits.load_model(out / digits.MODEL_FILE)
+    model = load_model(out / digits.MODEL_FILE)
     _, _, x_test, y_test = data
     images = x_test[:samples]
     predicted = np.argmax(model.predict(images, verbose=0), axis=1)
-    with Image.open(out / digits.GRID_FILE) as picture:
+    with Image.open(out / GRID_FILE) as picture:
         assert picture.format == "PNG"
         pixels = np.asarray(picture.convert("RGB"))
     # the documented layout: row labels "y=<label> p=<prediction>", one header line
@@ -195,3 +199,14 @@ def test_command_line_writes_model_and_grid(data, tmp_path):
         cell_pixels = pixels[y0 : y0 + cell, x0 : x0 + cell]
         for channel in range(3):
             np.testing.assert_array_equal(cell_pixels[..., channel], expected)
+
+
+def test_missing_scikit_learn_is_one_sentence_with_the_install_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(MissingExtraError) as error:
+        digits.load_digits_data()
+    message = str(error.value)
+    assert "sklearn" in message and "scikit-learn" in message
+    assert 'pip install "keras-patterns[demo]"' in message
+    assert "\n" not in message and message.count(". ") == 0 and message.endswith(".")

@@ -1,4 +1,5 @@
-"""MTCNN's trained networks rebuilt as functional models (applications/faces.py), on LFW.
+"""MTCNN's trained networks rebuilt as functional models (keras_patterns.zoo.faces), on LFW;
+the command line applications/faces.py.
 
 Oracles: the mtcnn package's own subclassed PNet/RNet/ONet with the weights loaded by its own
 loader (the rebuilt networks must give the same outputs); the labels documented by
@@ -27,12 +28,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
 import keras_patterns as kp  # noqa: E402
-from applications import faces  # noqa: E402
+from keras_patterns.errors import MissingExtraError  # noqa: E402
+from keras_patterns.zoo import faces  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:The model ends in a softmax"),
@@ -162,7 +162,7 @@ def test_rows_first(onet, data48):
 # -- explanations -------------------------------------------------------------------------
 
 def test_methods_apply_or_refuse(explained):
-    assert set(explained.maps) | set(explained.refused) == set(faces.DEFAULT_METHODS)
+    assert set(explained.maps) | set(explained.refused) == set(faces.default_methods())
     assert set(explained.refused) == REFUSING
     for name, why in explained.refused.items():
         assert "prelu1" in why and "PReLU" in why, (name, why)
@@ -202,12 +202,42 @@ def test_patterns_have_a_minus(onet, data48):
         assert "a_minus" in analyzer.patterns[layer], layer
 
 
+# -- without the demo extra ---------------------------------------------------------------
+
+def one_sentence_naming(error, module):
+    message = str(error.value)
+    assert module in message, message
+    assert 'pip install "keras-patterns[demo]"' in message, message
+    assert "\n" not in message and ". " not in message and message.endswith("."), message
+
+
+@pytest.mark.parametrize("module", ["mtcnn", "joblib", "lz4"])
+def test_missing_weight_modules_raise_one_sentence(monkeypatch, module):
+    for name in list(sys.modules):
+        if name == module or name.startswith(module + "."):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(MissingExtraError) as error:
+        faces.build_onet()
+    one_sentence_naming(error, module)
+
+
+def test_missing_scikit_image_raises_one_sentence(monkeypatch):
+    monkeypatch.setitem(sys.modules, "skimage", None)
+    monkeypatch.setitem(sys.modules, "skimage.data", None)
+    with pytest.raises(MissingExtraError) as error:
+        faces.face_data()
+    one_sentence_naming(error, "scikit-image")
+
+
 # -- command line -------------------------------------------------------------------------
 
 @pytest.mark.slow  # the faces script in a subprocess
 def test_command_line(tmp_path, data48):
     out = tmp_path / "faces"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    # the script imports the keras_patterns of this checkout, as the tests do
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=path)
     proc = subprocess.run(
         [sys.executable, "applications/faces.py", "--out", str(out), "--methods", "gradient",
          "pattern.attribution", "deconvnet", "--n", "4", "--fit-n", "20"],

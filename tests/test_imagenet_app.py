@@ -1,4 +1,6 @@
-"""applications/imagenet.py, offline: random weights (weights=None), 32x32 inputs, 10 classes.
+"""The ImageNet classifiers (keras_patterns.zoo.imagenet), the folder reader
+(keras_patterns.images) and applications/imagenet.py, offline: random weights
+(weights=None), 32x32 inputs, 10 classes.
 
 Oracles: the preprocessing modes of keras.applications as documented
 (``keras.applications.imagenet_utils.preprocess_input``: "caffe" RGB -> BGR minus the
@@ -32,6 +34,8 @@ from PIL import Image, ImageFont  # noqa: E402
 
 import keras_patterns as kp  # noqa: E402
 from applications import imagenet as app  # noqa: E402
+from keras_patterns import images as reader  # noqa: E402
+from keras_patterns.zoo import imagenet as zoo  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*got a zero pattern:UserWarning")
 
@@ -79,11 +83,11 @@ def pixels(shape=(3, 5, 6, 3), seed=0):
 def test_preprocess_is_the_documented_formula(name):
     images = pixels()
     expected = FORMULAS[name](images.astype(np.float64))
-    x = app.preprocess(name, images)
+    x = zoo.preprocess(name, images)
     assert x.dtype == np.float32 and x.shape == images.shape
     np.testing.assert_allclose(x, expected, rtol=1e-6, atol=2e-5)
     as_float = images.astype(np.float32)
-    app.preprocess(name, as_float)  # keras' preprocess_input works in place on floats
+    zoo.preprocess(name, as_float)  # keras' preprocess_input works in place on floats
     np.testing.assert_array_equal(as_float, images)
 
 
@@ -91,29 +95,29 @@ def test_preprocess_is_the_documented_formula(name):
 def test_unpreprocess_inverts_each_mode(name):
     images = pixels()
     # the inverse of the float64 formula: exact up to float64 round-off
-    back = app.unpreprocess(name, FORMULAS[name](images.astype(np.float64)))
+    back = zoo.unpreprocess(name, FORMULAS[name](images.astype(np.float64)))
     np.testing.assert_allclose(back, images, rtol=0, atol=1e-9)
     # through the float32 inputs the model sees: within float32 round-off, exact as uint8
-    through = app.unpreprocess(name, app.preprocess(name, images))
+    through = zoo.unpreprocess(name, zoo.preprocess(name, images))
     np.testing.assert_allclose(through, images, rtol=0, atol=1e-3)
     np.testing.assert_array_equal(np.rint(through), images)
-    again = app.unpreprocess(name, app.preprocess(name, images), as_uint8=True)
+    again = zoo.unpreprocess(name, zoo.preprocess(name, images), as_uint8=True)
     assert again.dtype == np.uint8
     np.testing.assert_array_equal(again, images)
 
 
 def test_names_and_channel_order_for_display():
     for alias in ("VGG16", "vgg_16", "MobileNet-V2", "mobilenet_v2", "DenseNet121"):
-        app.family(alias)
+        zoo.family(alias)
     with pytest.raises(ValueError, match="choose one of vgg16, resnet50"):
-        app.family("alexnet")
+        zoo.family("alexnet")
     e = np.arange(2 * 2 * 2 * 3, dtype=np.float64).reshape(2, 2, 2, 3)
-    np.testing.assert_array_equal(app.to_rgb("vgg16", e)[..., 0], e[..., 2])  # BGR -> RGB
-    np.testing.assert_array_equal(app.to_rgb("resnet50", e)[..., 2], e[..., 0])
+    np.testing.assert_array_equal(zoo.to_rgb("vgg16", e)[..., 0], e[..., 2])  # BGR -> RGB
+    np.testing.assert_array_equal(zoo.to_rgb("resnet50", e)[..., 2], e[..., 0])
     for name in ("mobilenetv2", "densenet121", "efficientnetb0"):
-        np.testing.assert_array_equal(app.to_rgb(name, e), e)
+        np.testing.assert_array_equal(zoo.to_rgb(name, e), e)
     with pytest.raises(ValueError, match=r"RGB images \(N, H, W, 3\)"):
-        app.preprocess("vgg16", np.zeros((2, 4, 4)))
+        zoo.preprocess("vgg16", np.zeros((2, 4, 4)))
 
 
 # --------------------------------------------------------------------------------------
@@ -140,15 +144,15 @@ def write_folder(folder):
 
 def test_load_folder_streams_every_image_at_the_size(tmp_path):
     count = write_folder(tmp_path)
-    batches = app.load_folder(tmp_path, 24, batch_size=3)
+    batches = reader.load_folder(tmp_path, 24, batch_size=3)
     assert isinstance(batches, types.GeneratorType)
     shapes = [b.shape for b in batches]
     assert shapes == [(3, 24, 24, 3), (3, 24, 24, 3), (1, 24, 24, 3)]
     assert sum(s[0] for s in shapes) == count
-    deep = list(app.load_folder(tmp_path, (16, 20), batch_size=5, recursive=True))
+    deep = list(reader.load_folder(tmp_path, (16, 20), batch_size=5, recursive=True))
     assert [b.shape for b in deep] == [(5, 16, 20, 3), (3, 16, 20, 3)]
     assert all(b.dtype == np.uint8 for b in deep)
-    limited = list(app.load_folder(tmp_path, 8, batch_size=4, limit=5, with_paths=True))
+    limited = list(reader.load_folder(tmp_path, 8, batch_size=4, limit=5, with_paths=True))
     assert [len(p) for _, p in limited] == [4, 1]
     assert [p.name for _, names in limited for p in names] == [
         "img0.png", "img1.JPG", "img2.png", "img3.png", "img4.png"]
@@ -157,10 +161,10 @@ def test_load_folder_streams_every_image_at_the_size(tmp_path):
 def test_load_folder_reads_one_batch_at_a_time(tmp_path, monkeypatch):
     write_folder(tmp_path)
     opened = []
-    original = app.load_image
-    monkeypatch.setattr(app, "load_image",
+    original = reader.load_image
+    monkeypatch.setattr(reader, "load_image",
                         lambda path, size: opened.append(path) or original(path, size))
-    batches = app.load_folder(tmp_path, 8, batch_size=2)
+    batches = reader.load_folder(tmp_path, 8, batch_size=2)
     assert opened == []  # nothing read before the first batch is asked for
     next(batches)
     assert len(opened) == 2
@@ -176,7 +180,7 @@ def test_load_image_crops_the_centre_and_turns_by_exif(tmp_path):
     wide[:, 64:] = (0, 0, 255)
     Image.fromarray(wide).save(tmp_path / "wide.png")
     # shorter side 40 -> 32 (64 columns), centre 32 columns = columns 20..59 of the original
-    crop = app.load_image(tmp_path / "wide.png", 32)
+    crop = reader.load_image(tmp_path / "wide.png", 32)
     assert crop.shape == (32, 32, 3)
     np.testing.assert_array_equal(crop, np.broadcast_to(np.array([0, 255, 0], np.uint8),
                                                         (32, 32, 3)))
@@ -188,7 +192,7 @@ def test_load_image_crops_the_centre_and_turns_by_exif(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6
     Image.fromarray(stored).save(tmp_path / "turned.jpg", exif=exif, quality=95)
-    upright = app.load_image(tmp_path / "turned.jpg", 32).astype(int)  # rows 16..47 of 64
+    upright = reader.load_image(tmp_path / "turned.jpg", 32).astype(int)  # rows 16..47 of 64
     top, bottom = upright[2:14].reshape(-1, 3).mean(0), upright[18:30].reshape(-1, 3).mean(0)
     assert top[0] > 200 and top[2] < 50, top
     assert bottom[2] > 200 and bottom[0] < 50, bottom
@@ -196,21 +200,21 @@ def test_load_image_crops_the_centre_and_turns_by_exif(tmp_path):
 
 def test_loader_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no folder"):
-        app.load_folder(tmp_path / "missing", 32)
+        reader.load_folder(tmp_path / "missing", 32)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no images in"):
-        app.load_folder(tmp_path / "empty", 32)
+        reader.load_folder(tmp_path / "empty", 32)
     write_folder(tmp_path / "some")
     (tmp_path / "some" / "broken.png").write_bytes(b"not a png at all")
     with pytest.raises(ValueError, match="broken.png"):
-        list(app.load_folder(tmp_path / "some", 8))
+        list(reader.load_folder(tmp_path / "some", 8))
     with pytest.warns(UserWarning, match="broken.png"):
-        kept = list(app.load_folder(tmp_path / "some", 8, skip_unreadable=True))
+        kept = list(reader.load_folder(tmp_path / "some", 8, skip_unreadable=True))
     assert sum(len(b) for b in kept) == 7
     for bad in ({"size": 0}, {"size": (8,)}, {"batch_size": 0}, {"limit": 0}):
         args = {"size": 8, **bad}
         with pytest.raises(ValueError, match=next(iter(bad))):
-            app.load_folder(tmp_path / "some", **args)
+            reader.load_folder(tmp_path / "some", **args)
 
 
 # --------------------------------------------------------------------------------------
@@ -219,11 +223,11 @@ def test_loader_errors(tmp_path):
 
 def test_build_checks_and_offline_failure(monkeypatch):
     with pytest.raises(ValueError, match="need input_size=224 and classes=1000"):
-        app.build("vgg16", input_size=32)
+        zoo.build("vgg16", input_size=32)
     with pytest.raises(ValueError, match="at least 32"):
-        app.build("vgg16", weights=None, input_size=16)
+        zoo.build("vgg16", weights=None, input_size=16)
     with pytest.raises(ValueError, match="classes must be a positive int"):
-        app.build("vgg16", weights=None, input_size=32, classes=0)
+        zoo.build("vgg16", weights=None, input_size=32, classes=0)
 
     def offline(*args, **kwargs):
         raise OSError("network is unreachable")
@@ -232,7 +236,7 @@ def test_build_checks_and_offline_failure(monkeypatch):
 
     monkeypatch.setattr(file_utils, "get_file", offline)
     with pytest.raises(RuntimeError, match=r"weights=None \(--weights none\)") as error:
-        app.build("mobilenetv2")
+        zoo.build("mobilenetv2")
     assert isinstance(error.value.__cause__, OSError)
     assert "network is unreachable" in str(error.value)
 
@@ -243,14 +247,14 @@ SMALL_METHODS = ("gradient", "guided_backprop", "pattern.net", "pattern.attribut
 
 def check_family(name, folder, methods, tmp_path):
     """Build, fit over the folder, compare with an in-memory fit, explain; returns maps."""
-    model = app.build(name, weights=None, input_size=SIZE, classes=CLASSES)
+    model = zoo.build(name, weights=None, input_size=SIZE, classes=CLASSES)
     assert model.output_shape == (None, CLASSES)
     assert model.layers[-1].activation is keras.activations.linear  # logits
-    patterns = app.fit_patterns(model, folder, batch_size=3, verbose=0)
+    patterns = app.fit_patterns_on_folder(model, folder, batch_size=3, verbose=0)
     assert patterns.n_samples == 7  # the known number of images in the folder
     # the same batches held in memory give the same patterns
-    loaded = np.concatenate(list(app.load_folder(folder, SIZE, batch_size=7)))
-    x_all = app.preprocess(name, loaded)
+    loaded = np.concatenate(list(reader.load_folder(folder, SIZE, batch_size=7)))
+    x_all = zoo.preprocess(name, loaded)
     in_memory = kp.compute_patterns(model, x_all, batch_size=3)
     assert set(patterns) == set(in_memory)
     for key in patterns:
@@ -284,7 +288,7 @@ def test_vgg16_small_methods_finite(tmp_path):
     assert list(result.maps) == list(SMALL_METHODS)
     assert result.refused == {}
     with pytest.raises(ValueError, match="needs patterns"):
-        app.explain(app.build("vgg16", weights=None, input_size=SIZE, classes=CLASSES),
+        app.explain(zoo.build("vgg16", weights=None, input_size=SIZE, classes=CLASSES),
                     np.zeros((1, SIZE, SIZE, 3), np.float32), ["pattern.net"])
 
 
@@ -318,7 +322,7 @@ def test_script_writes_a_readable_grid(tmp_path):
         picture = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
         picture.save(images / (f"p{i}.png" if i % 2 else f"p{i}.jpg"))
     out = tmp_path / "out"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH="")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))  # this checkout
     methods = ["gradient", "pattern.attribution"]
     done = subprocess.run(
         [sys.executable, "applications/imagenet.py", "--model", "vgg16", "--images",
@@ -343,7 +347,7 @@ def test_script_writes_a_readable_grid(tmp_path):
     left = grid.shape[1] - (3 * cell + 4 * pad)  # the row labels' margin
     assert left > 6
     # the first column: each image as loaded, stretched from its min..max, 3x enlarged
-    loaded = app.load_image(images / "p0.jpg", SIZE).astype(np.float64)
+    loaded = reader.load_image(images / "p0.jpg", SIZE).astype(np.float64)
     lo, hi = loaded.min(), loaded.max()
     expected = np.floor(255 * (loaded - lo) / (hi - lo) + 0.5).astype(np.uint8)
     expected = np.repeat(np.repeat(expected, 3, axis=0), 3, axis=1)

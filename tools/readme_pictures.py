@@ -16,7 +16,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 import keras_patterns as kp  # noqa: E402
-from applications import digits, faces  # noqa: E402
+from applications.digits import explain as explain_digits  # noqa: E402
+from keras_patterns.zoo import digits, faces  # noqa: E402
 
 METHODS = ("gradient", "guided_backprop", "pattern.net", "lrp.epsilon",
            "pattern.attribution", "deep_taylor")
@@ -29,7 +30,7 @@ def main():
     data = digits.load_digits_data(seed=0)
     model, _ = digits.train_cnn(seed=0, data=data)
     x_train, _, x_test, y_test = data
-    maps = digits.explain(model, x_test[:4], METHODS, fit_images=x_train)
+    maps = explain_digits(model, x_test[:4], METHODS, fit_images=x_train)
     kp.visualize.grid(x_test[:4], maps, row_labels=[str(y) for y in y_test[:4]],
                       path=ROOT / "docs" / "digits.png", cell=56)
     onet = faces.build_onet()

@@ -17,24 +17,29 @@ import keras
 import numpy as np
 
 from .. import visualize
-from ..analyzers import create_analyzer, list_analyzers
+from ..analyzers import analyzer_class, create_analyzer, list_analyzers
 from ..errors import NotAnalyzableModelError
 from ..patterns import patterns_path, save_patterns
-from .commands import CHECK_ARGUMENTS
+from ..zoo import check_installed, digits, faces
+
+# the optional modules each part of the demo needs (the demo extra)
+DIGITS_MODULES = ("sklearn",)
+FACES_MODULES = ("skimage", "mtcnn", "joblib", "lz4")
+# the digits' pixel range, for the methods whose example is bounded
+DIGITS_BOUNDS = {"low": 0.0, "high": 1.0}
 
 
-def _applications():
-    """The applications package, or a one-line error saying how to get its extras."""
-    try:
-        from applications import digits, faces
-    except ImportError as e:
-        raise RuntimeError(
-            f"The demo needs the demo extra ({e.name or e}): pip install "
-            "'keras-patterns[demo]' (from a clone: pip install '.[demo]').") from None
-    return digits, faces
+def _digits_arguments(name):
+    """The keyword arguments of method `name` on the digits: its quick example
+    (`analyzer_class(name).example`), the bounds of a bounded method set to the digits'
+    pixel range."""
+    kwargs = dict(analyzer_class(name).example)
+    if "low" in kwargs or "high" in kwargs:
+        kwargs.update(DIGITS_BOUNDS)
+    return kwargs
 
 
-def _explain_digits(digits, out, n_images):
+def _explain_digits(out, n_images):
     start = time.perf_counter()
     data = digits.load_digits_data(seed=0)
     x_train, _, x_test, y_test = data
@@ -45,13 +50,12 @@ def _explain_digits(digits, out, n_images):
     model_path = digits.save_model(model, out / "digits_cnn.keras")
     images, labels = x_test[:n_images], y_test[:n_images]
     predicted = np.argmax(model.predict(images, verbose=0), axis=1)
-    kwargs = dict(CHECK_ARGUMENTS, **{"lrp.bounded": {"low": 0.0, "high": 1.0}})
     maps, patterns = {}, None
     methods = [m for m in list_analyzers() if m != "input"]  # the grid's first column
     bar = keras.utils.Progbar(len(methods), unit_name="method")
     for name in methods:
-        analyzer = create_analyzer(name, model, **kwargs.get(name, {}))
-        if name.startswith("pattern."):
+        analyzer = create_analyzer(name, model, **_digits_arguments(name))
+        if analyzer.needs_fit:
             analyzer.fit(x_train, batch_size=128)
             patterns = analyzer.patterns
         maps[name] = analyzer.analyze(images)
@@ -65,7 +69,7 @@ def _explain_digits(digits, out, n_images):
     return path
 
 
-def _explain_faces(faces, out, n_images):
+def _explain_faces(out, n_images):
     start = time.perf_counter()
     model = faces.build_onet()
     images, labels = faces.face_data()
@@ -76,7 +80,7 @@ def _explain_faces(faces, out, n_images):
           f"{summary['nonfaces_mean']:.3f} on {summary['n_nonfaces']} non-faces (accuracy "
           f"{summary['accuracy']:.3f})")
     chosen = faces.pick(labels, n_images)
-    methods = [m for m in faces.DEFAULT_METHODS if m not in ("input", "random")]
+    methods = [m for m in faces.default_methods() if m not in ("input", "random")]
     kwargs = {"smoothgrad": {"augment_by_n": 16, "noise_scale": 0.2, "seed": 0},
               "integrated_gradients": {"steps": 16}}
     result = faces.explain(methods, images[chosen], model, fit_images=images,
@@ -94,17 +98,29 @@ def _explain_faces(faces, out, n_images):
 
 
 def demo(args):
+    """`keras-patterns demo`: the digits picture, then (unless --skip-faces) the faces one.
+
+    Args:
+        args: the parsed command line (out, digits, faces, skip_faces).
+
+    Returns:
+        int exit status (0).
+
+    Raises:
+        MissingExtraError: a module of the demo extra is not installed (checked before
+            anything runs).
+    """
+    check_installed(DIGITS_MODULES + (() if args.skip_faces else FACES_MODULES), "the demo")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    digits, faces = _applications()
     with warnings.catch_warnings():
         # the softmax ONet ends in is stripped (with a warning); dead units of small nets
         warnings.filterwarnings("ignore", message=".*ends in a softmax.*")
         warnings.filterwarnings("ignore", message=".*zero pattern.*")
-        paths = [_explain_digits(digits, out, args.digits)]
+        paths = [_explain_digits(out, args.digits)]
         if not args.skip_faces:
             try:
-                paths.append(_explain_faces(faces, out, args.faces))
+                paths.append(_explain_faces(out, args.faces))
             except NotAnalyzableModelError as e:  # pragma: no cover - a bug, not the user's
                 raise RuntimeError(f"ONet could not be explained: {e}") from e
     print("pictures:", " ".join(str(p) for p in paths))

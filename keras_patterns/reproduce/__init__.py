@@ -7,7 +7,7 @@ Sections (paper, Kindermans et al. ICLR 2018): Fig. 2 (the linear toy), Fig. 3 (
 quality rho(S) per layer), Fig. 4 (image degradation), Fig. 6 (images x methods), and two
 measurements the paper did not make: a benchmark whose signal is known and sanity checks.
 The networks are a CNN trained on scikit-learn's digits and MTCNN's pretrained ONet on
-scikit-image's LFW faces (`applications`). Every number in the report is measured in the
+scikit-image's LFW faces (`keras_patterns.zoo`). Every number in the report is measured in the
 run; where an ordering differs from the paper's, the report says so.
 """
 
@@ -15,6 +15,7 @@ import time
 import warnings
 from pathlib import Path
 
+from ..zoo import DEMO_MODULES, check_installed
 from . import sections
 
 
@@ -29,7 +30,12 @@ def reproduce(out, quick=False, seed=0, verbose=1):
 
     Returns:
         The path of report.md.
+
+    Raises:
+        MissingExtraError: a module of the demo extra (scikit-learn, scikit-image, mtcnn,
+            joblib, lz4, matplotlib) is not installed; checked before anything runs.
     """
+    check_installed(DEMO_MODULES, "keras-patterns reproduce")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     setting = sections.Setting(quick=quick, seed=seed)

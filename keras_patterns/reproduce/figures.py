@@ -2,13 +2,12 @@
 
 import numpy as np
 
+from ..zoo.extras import require
+
 
 def _pyplot():
-    try:
-        import matplotlib
-    except ImportError:
-        raise RuntimeError("The report's plots need matplotlib: pip install matplotlib (or "
-                           "the demo extra: pip install 'keras-patterns[demo]').") from None
+    """matplotlib's pyplot drawing to files, or MissingExtraError when it is missing."""
+    matplotlib = require("matplotlib", "the report's plots")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

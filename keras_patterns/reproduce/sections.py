@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 
-from .. import evaluate, visualize
+from .. import evaluate, visualize, zoo
 from ..analyzers import create_analyzer
 from ..version import __version__
 from . import figures, toy
@@ -36,19 +36,16 @@ class Setting:
     account at the end."""
 
     def __init__(self, quick=False, seed=0):
-        from applications import digits, faces
-
         self.quick, self.seed = quick, seed
         self.findings = []
         start = time.perf_counter()
-        data = digits.load_digits_data(seed=seed)
+        data = zoo.digits.load_digits_data(seed=seed)
         self.x_train, self.y_train, self.x_test, self.y_test = data
-        self.digits, self.accuracy = digits.train_cnn(seed=seed, data=data,
-                                                      epochs=4 if quick else 10)
+        self.digits, self.accuracy = zoo.digits.train_cnn(seed=seed, data=data,
+                                                          epochs=4 if quick else 10)
         self.train_seconds = time.perf_counter() - start
-        self.onet = faces.build_onet()
-        self.faces, self.face_labels = faces.face_data()
-        self.face_module = faces
+        self.onet = zoo.faces.build_onet()
+        self.faces, self.face_labels = zoo.faces.face_data()
         self.n_test = min(40 if quick else 450, len(self.x_test))
 
     def note(self, agrees, text):
@@ -181,7 +178,7 @@ def _explain(model, name, kwargs, x, fit, output_index=None, selection=None):
     mode = "max_activation" if selection is None else "index"
     analyzer = create_analyzer(name, model, neuron_selection_mode=mode,
                                output_index=output_index, **kwargs)
-    if name.startswith("pattern.") and analyzer.estimator.fitted:
+    if analyzer.needs_fit:
         analyzer.fit(fit, batch_size=128)
     return analyzer.analyze(x, neuron_selection=selection)
 
@@ -262,7 +259,7 @@ def grid_section(setting, out):
                            setting.x_train) for name in GRID_METHODS}
     visualize.grid(x, maps, row_labels=[str(v) for v in y], path=out / "grid_digits.png",
                    cell=56)
-    chosen = setting.face_module.pick(setting.face_labels, 4)
+    chosen = zoo.faces.pick(setting.face_labels, 4)
     faces = setting.faces[chosen]
     face_maps = {}
     for name in GRID_METHODS:
