@@ -145,12 +145,14 @@ def main():
 def analysis(model, forward, x, args):
     """Per method: its time over the forward pass's, the two timed alternately."""
     patterns = None
-    if any(name.startswith("pattern.") for name in args.methods.split(",")):
+    methods = args.methods.split(",")
+    needs_fit = {name: kp.analyzers.analyzer_class(name).needs_fit for name in methods}
+    if any(needs_fit.values()):
         patterns = quiet_fit(model, x, batch_size=len(x))
     print(f"\n{'analyze / forward':<40} {'ratio':>9}   build + first call (s)")
     kept = {}
     for name in args.methods.split(","):
-        extra = {"patterns": patterns} if name.startswith("pattern.") else {}
+        extra = {"patterns": patterns} if needs_fit[name] else {}
         start = time.perf_counter()
         analyzer = kp.create_analyzer(name, model, batch_size=len(x), **extra)
         analyzer.analyze(x[:1])

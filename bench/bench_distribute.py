@@ -56,7 +56,7 @@ patterns = kp.compute_patterns(model, x, batch_size=batch, strategy=strategy)
 out["fit"] = images / (time.perf_counter() - start)
 out["pattern_sum"] = float(sum(np.abs(v).sum() for key in patterns for v in patterns[key].values()))
 for name in ("gradient", "pattern.attribution"):
-    kwargs = {"patterns": patterns} if name.startswith("pattern.") else {}
+    kwargs = {"patterns": patterns} if kp.analyzers.analyzer_class(name).needs_fit else {}
     analyzer = kp.create_analyzer(name, model, batch_size=batch, **kwargs)
     analyzer.analyze(x[:batch], strategy=strategy)  # tracing
     start = time.perf_counter()
