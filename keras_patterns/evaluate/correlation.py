@@ -2,7 +2,7 @@
 
 import numpy as np
 
-#: Pearson or Spearman, of the explanations or of their magnitudes
+# Pearson or Spearman, of the explanations or of their magnitudes
 MEASURES = ("pearson", "spearman", "pearson_abs", "spearman_abs")
 
 
@@ -69,6 +69,3 @@ def correlation_matrix(e: np.ndarray, measure: str = "pearson") -> np.ndarray:
     r = _fix_constant(z @ z.T, c[:, None], c[None, :])
     np.fill_diagonal(r, 1.0)
     return np.clip(r, -1.0, 1.0)
-
-
-# -- analyzers ------------------------------------------------------------------------------
