@@ -23,7 +23,14 @@ import numpy as np
 
 
 def per_column(a, b):
-    """a_j^T b_j for every column j of two (D, F) arrays: (F,)."""
+    """a_j^T b_j for every column j.
+
+    Args:
+        a, b: (D, F) arrays.
+
+    Returns:
+        (F,) array.
+    """
     return np.einsum("df,df->f", a, b)
 
 

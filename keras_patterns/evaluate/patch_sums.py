@@ -15,8 +15,9 @@ sums for three reasons:
   and neuron: a D x F array, never D x D. Sigma_x needs the patches themselves
   (`tf.image.extract_patches`, N_obs x D per batch), and once they exist the regime sums
   are one product X^T [m, m y] on them; kernel gradients would add a forward convolution
-  and two filter gradients for the same numbers (float64 on the 2-core CPU: as fast on
-  the digits CNN's layers, 1.3 times slower for 16 x 16 x 32 -> 64 channels).
+  and two filter gradients for the same numbers (float64, the patches formed either way:
+  1.1 to 1.4 times the CPU time of the product per batch of 64, measured on the digits
+  CNN's layers and on 16 x 16 x 32 -> 64 channels).
 - `compute_patterns` must not form patches: they hold the layer's input once per kernel
   position (9 times for a 3 x 3 kernel at stride 1) and their products cost D^2 per
   observation (D up to 4608 in VGG16), which the signal quality accepts only up to
