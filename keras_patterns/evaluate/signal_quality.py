@@ -212,8 +212,8 @@ def signal_quality(model: keras.Model, data: Any,
     """The signal quality rho(S) of Eq. (1) for every estimator and kernel layer.
 
     The estimators are fitted on split 1 of `data`, the regression vector v on split 2 and
-    rho is measured on split 3 (see the module docstring for the split, the formulas and
-    the numerics). One streaming pass over the data.
+    rho is measured on split 3 (see the module docstring for the split and where each
+    formula and numerical choice is made). One streaming pass over the data.
 
     Args:
         model: a Keras 3 model (BatchNormalization after a kernel layer is folded into it).
