@@ -1,8 +1,5 @@
-"""Signal quality rho(S), Eq. (1) of the paper, against a direct numpy computation.
-
-The oracle builds every observation explicitly (patches in numpy, the residuals
-d = x - S(x) as arrays), fits v by least squares on split 2 and measures the correlation on
-split 3; `signal_quality` gets the same answer from streamed moments.
+"""Signal quality rho(S), Eq. (1) of the paper, on models and on the paper's toys, against
+a direct numpy computation (`signal_quality_oracle`).
 """
 
 import warnings
@@ -10,141 +7,21 @@ import warnings
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from signal_quality_oracle import (
+    ALL,
+    assert_matches,
+    conv_model,
+    dense_model,
+    np_rho,
+    oracle,
+    split_ends,
+)
 
 import keras_patterns as kp
-from keras_patterns.evaluate import moments as mo
 from keras_patterns.evaluate.signal_quality import signal_quality
-from keras_patterns.evaluate.splits import stream_split
-
-ALL = ("random", "filter", "linear", "relu", "relu.eq8")
-
-
-# ---------------------------------------------------------------------------------------
-# the oracle
-
-
-def np_patches(x, layer):
-    """(N * positions, D) observations of a Dense or Conv1D/2D layer input, built by
-    slicing a zero-padded copy (TensorFlow's padding rule: the odd pixel after)."""
-    x = np.asarray(x, np.float64)
-    if isinstance(layer, keras.layers.Dense):
-        return x.reshape(-1, x.shape[-1])
-    k, s, d = layer.kernel_size, layer.strides, layer.dilation_rate
-    pads = []
-    for n, kk, ss, dd in zip(x.shape[1:-1], k, s, d):
-        span = (kk - 1) * dd + 1
-        if layer.padding == "valid":
-            pads.append((0, 0))
-        elif layer.padding == "causal":
-            pads.append((span - 1, 0))
-        else:
-            total = max((-(-n // ss) - 1) * ss + span - n, 0)
-            pads.append((total // 2, total - total // 2))
-    xp = np.pad(x, [(0, 0)] + pads + [(0, 0)])
-    outs = [(xp.shape[1 + i] - (k[i] - 1) * d[i] - 1) // s[i] + 1 for i in range(len(k))]
-    rows = []
-    for pos in np.ndindex(*outs):
-        index = tuple(slice(p * ss, p * ss + (kk - 1) * dd + 1, dd)
-                      for p, kk, ss, dd in zip(pos, k, s, d))
-        rows.append(xp[(slice(None),) + index + (slice(None),)].reshape(len(x), -1))
-    return np.stack(rows, 1).reshape(len(x) * len(rows), -1)
-
-
-def np_pattern(name, x, y, m, w):
-    """The estimators' closed forms on explicit observations (split 1): a or (a_+, a_-)."""
-    def cov(xs, ys):
-        return ((xs - xs.mean(0)) * (ys - ys.mean())[:, None]).mean(0)
-
-    if name == "filter":
-        return w / (w @ w)
-    if name == "linear":
-        c = cov(x, y)
-        return c / (w @ c)
-    out = []
-    for r in (m, ~m):
-        if r.sum() < 2:  # a regime without observations: a zero pattern
-            out.append(np.zeros_like(w))
-            continue
-        c = cov(x[r], y[r])
-        if name == "relu.eq8":
-            c = (x[r] * y[r][:, None]).mean(0) - x[r].mean(0) * y.mean()
-        out.append(c / (w @ c))
-    return tuple(out)
-
-
-def np_rho(a, xs, w, b):
-    """1 - corr_3(y, v^T d), v the least-squares regression of y on d over split 2; `a` a
-    pattern (linear-type) or (a_+, a_-); xs the three splits' observations."""
-    ds, ys = [], []
-    for x in xs:
-        y = x @ w
-        if isinstance(a, tuple):
-            m = (y + b > 0)[:, None]
-            s = np.where(m, a[0], a[1]) * y[:, None]
-        else:
-            s = np.outer(y, a)
-        ds.append(x - s)
-        ys.append(y)
-    d2, y2 = ds[1] - ds[1].mean(0), ys[1] - ys[1].mean()
-    v = np.linalg.lstsq(d2, y2, rcond=None)[0]
-    return 1 - np.corrcoef(ys[2], ds[2] @ v)[0, 1]
-
-
-def split_ends(n, shares=(1 / 3, 1 / 3, 1 / 3)):
-    return [0, round(n * shares[0]), round(n * (shares[0] + shares[1])), n]
-
-
-def oracle(model, x, names=ALL, seed=0, shares=(1 / 3, 1 / 3, 1 / 3)):
-    """{estimator: {layer: (F,) rho}} by the direct computation of Eq. (1)."""
-    kernels = [layer for layer in model.layers if hasattr(layer, "kernel")]
-    inputs = keras.Model(model.inputs, [layer.input for layer in kernels]).predict(
-        x, verbose=0)
-    inputs = inputs if isinstance(inputs, list) else [inputs]
-    ends = split_ends(len(x), shares)
-    random = kp.compute_patterns(model, pattern_type="random", seed=seed)
-    out = {name: {} for name in names}
-    for layer, inp in zip(kernels, inputs):
-        kernel = np.asarray(layer.kernel, np.float64)
-        w_all = kernel.reshape(-1, kernel.shape[-1])
-        b_all = (np.asarray(layer.bias, np.float64) if layer.use_bias
-                 else np.zeros(kernel.shape[-1]))
-        xs = [np_patches(inp[lo:hi], layer) for lo, hi in zip(ends, ends[1:])]
-        for name in names:
-            rho = []
-            for j in range(w_all.shape[1]):
-                w, b = w_all[:, j], b_all[j]
-                if name == "random":
-                    a = random[layer.name]["a"].reshape(w_all.shape)[:, j]
-                else:
-                    y1 = xs[0] @ w
-                    a = np_pattern(name, xs[0], y1, y1 + b > 0, w)
-                rho.append(np_rho(a, xs, w, b))
-            out[name][layer.name] = np.array(rho)
-    return out
-
-
-def assert_matches(result, expected, atol=1e-6):
-    for name, layers in expected.items():
-        for layer, rho in layers.items():
-            np.testing.assert_allclose(result.per_neuron[name][layer], rho, rtol=0, atol=atol,
-                                       err_msg=f"{name} {layer}")
-            assert result[name][layer] == pytest.approx(rho.mean(), abs=atol)
-
 
 # ---------------------------------------------------------------------------------------
 # Eq. (1) on models
-
-
-def dense_model():
-    model = keras.Sequential([keras.Input((8,)),
-                              keras.layers.Dense(6, activation="relu", name="dense"),
-                              keras.layers.Dense(3, name="dense_1")])
-    rng = np.random.default_rng(1)
-    for layer in model.layers:
-        layer.bias.assign(rng.normal(scale=0.3, size=layer.bias.shape))
-    return model
-
 
 def test_dense_matches_numpy_eq1():
     model = dense_model()
@@ -155,19 +32,6 @@ def test_dense_matches_numpy_eq1():
     assert result.samples == (300, 300, 300)
     assert result.observations == {"dense": (300,) * 3, "dense_1": (300,) * 3}
     assert_matches(result, oracle(model, x))
-
-
-def conv_model():
-    return keras.Sequential([
-        keras.Input((7, 6, 2)),
-        keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu", name="conv2d"),
-        keras.layers.Conv2D(3, (2, 3), strides=(1, 2), padding="same", activation="relu",
-                            name="conv2d_1"),
-        keras.layers.Conv2D(3, 2, padding="valid", name="conv2d_2"),
-        keras.layers.Flatten(),
-        keras.layers.Dense(3, name="dense"),
-    ])
-
 
 @pytest.mark.filterwarnings("ignore:signal_quality.*zero pattern")
 def test_conv2d_matches_numpy_eq1():
@@ -276,124 +140,6 @@ def test_batchnorm_folded_like_compute_patterns():
 
 
 # ---------------------------------------------------------------------------------------
-# the moment algebra against explicit residuals
-
-
-def moments_of(x, w, b, shift):
-    """LayerMoments from sums of explicit observations around `shift`."""
-    xc = x - shift
-    m = (x @ w + b > 0).astype(np.float64)
-    yc = xc @ w
-    return mo.LayerMoments(len(x), xc.sum(0), xc.T @ xc, shift, w, m.sum(0), xc.T @ m,
-                           xc.T @ (m * yc))
-
-
-@pytest.mark.parametrize("offset", [0.0, 300.0])
-def test_two_component_moments_equal_explicit_residuals(offset):
-    rng = np.random.default_rng(6)
-    n, dim, f = 4000, 7, 5
-    x = rng.normal(size=(n, dim)) @ rng.normal(size=(dim, dim)) + offset
-    w, b = rng.normal(size=(dim, f)), rng.normal(size=f) - offset * 0.1
-    b -= np.median(x @ w, axis=0)  # both regimes populated
-    a_plus, a_minus = rng.normal(size=(dim, f)), rng.normal(size=(dim, f))
-    a_plus /= np.sum(w * a_plus, 0)
-    a_minus /= np.sum(w * a_minus, 0)
-    parts = np.array_split(x, 3)
-    shift = parts[0][:50].mean(0) + 0.1  # any shift
-    fit, test = (moments_of(p, w, b, shift) for p in parts[1:])
-    terms = mo.residual_terms(fit, a_minus, a_plus - a_minus)
-    u, c, c_inv, g = terms
-    np.testing.assert_allclose(np.einsum("fij,fjk->fik", c, c_inv),
-                               np.broadcast_to(np.eye(4), (f, 4, 4)), atol=1e-12)
-    v = mo.regression_vectors(fit.sigma, terms)
-    corr = mo.correlations(v, test, a_minus, a_plus - a_minus)
-    for j in range(f):
-        y = parts[1] @ w[:, j]
-        m = (y + b[j] > 0)[:, None]
-        d = parts[1] - np.where(m, a_plus[:, j], a_minus[:, j]) * y[:, None]
-        dc, yc = d - d.mean(0), y - y.mean()
-        sigma_dd = dc.T @ dc / len(d)
-        scale = np.abs(sigma_dd).max()
-        np.testing.assert_allclose(fit.sigma + u[j] @ c[j] @ u[j].T, sigma_dd, rtol=0,
-                                   atol=1e-9 * scale)
-        np.testing.assert_allclose(g[j], dc.T @ yc / len(d), rtol=0,
-                                   atol=1e-9 * np.abs(g[j]).max())
-        rho = np_rho((a_plus[:, j], a_minus[:, j]), parts, w[:, j], b[j])
-        assert 1 - corr[j] == pytest.approx(rho, abs=1e-8)
-
-
-def test_linear_type_moments_equal_explicit_residuals():
-    rng = np.random.default_rng(7)
-    x = rng.normal(size=(3000, 6)) * np.arange(1, 7) + 5.0
-    w = rng.normal(size=(6, 4))
-    a = rng.normal(size=(6, 4))
-    a /= np.sum(w * a, 0)
-    parts = np.array_split(x, 3)
-    fit, test = (moments_of(p, w, np.zeros(4), p[0]) for p in parts[1:])
-    terms = mo.residual_terms(fit, a)
-    assert terms[0].shape == (4, 6, 2)  # U = [a, c]: a rank-2 update
-    v = mo.regression_vectors(fit.sigma, terms)
-    corr = mo.correlations(v, test, a)
-    for j in range(4):
-        assert 1 - corr[j] == pytest.approx(np_rho(a[:, j], parts, w[:, j], 0.0), abs=1e-9)
-
-
-def test_ridge_does_not_move_well_posed_answers():
-    rng = np.random.default_rng(8)
-    x = rng.normal(size=(3000, 9)) @ rng.normal(size=(9, 9))
-    w = rng.normal(size=(9, 3))
-    a = rng.normal(size=(9, 3))
-    a /= np.sum(w * a, 0)
-    parts = np.array_split(x, 3)
-    fit, test = (moments_of(p, w, np.zeros(3), np.zeros(9)) for p in parts[1:])
-    rho = {}
-    for ridge in (1e-6, 1e-10, 1e-14):
-        v = mo.regression_vectors(fit.sigma, mo.residual_terms(fit, a), ridge=ridge)
-        rho[ridge] = 1 - mo.correlations(v, test, a)
-    exact = [np_rho(a[:, j], parts, w[:, j], 0.0) for j in range(3)]
-    np.testing.assert_allclose(rho[1e-10], exact, atol=1e-10)
-    np.testing.assert_allclose(rho[1e-14], exact, atol=1e-10)
-    np.testing.assert_allclose(rho[1e-6], exact, atol=1e-5)
-
-
-def test_rank_deficient_inputs_match_minimum_norm_least_squares():
-    """Inputs that never vary (a dead ReLU channel: always 0; a constant one) make Sigma_x
-    singular; the ridge gives the minimum-norm least-squares answer. S_w puts signal on
-    the dead input, where the residual is then exactly -a y: rho = 0."""
-    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, name="dense")])
-    rng = np.random.default_rng(9)
-    x = rng.normal(size=(900, 6))
-    x[:, 2] = 0.0
-    x[:, 4] = 3.0
-    x = x.astype("float32")
-    result = signal_quality(model, x, estimators=("random", "filter", "linear", "relu"),
-                            per_neuron=True)
-    expected = oracle(model, x, ("random", "filter", "linear", "relu"))
-    assert_matches(result, expected, atol=1e-6)
-    np.testing.assert_allclose(result.per_neuron["filter"]["dense"], 0.0, atol=1e-6)
-
-
-def test_a_random_pattern_nearly_orthogonal_to_w_matches_least_squares():
-    """A random direction u nearly orthogonal to w gives a = u / (w^T u) a huge norm; with
-    inputs that never vary (dead ReLUs upstream) Sigma_dd is then singular far beyond the
-    ridge, and the Woodbury solve alone returned a v that anti-correlated with y (rho = 2
-    for one neuron, where least squares gives rho = 0)."""
-    rng = np.random.default_rng(7)
-    z = rng.normal(size=(1800, 8))
-    x = np.maximum(z @ rng.normal(size=(8, 64)) + rng.normal(size=64), 0)
-    x = x * rng.uniform(0.01, 3, 64)
-    x[:, :21] = 0.0
-    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10, name="out")])
-    model.get_layer("out").set_weights([(0.1 * rng.normal(size=(64, 10))).astype("float32"),
-                                        np.zeros(10, "float32")])
-    x = x.astype("float32")
-    result = signal_quality(model, x, ("random",), seed=7, per_neuron=True)
-    expected = oracle(model, x, ("random",), seed=7)
-    assert_matches(result, expected, atol=1e-6)
-    assert np.all(result.per_neuron["random"]["out"] <= 1.0)
-
-
-# ---------------------------------------------------------------------------------------
 # the paper's linear toy (section 2, Fig. 2)
 
 
@@ -473,138 +219,6 @@ def test_paper_toy_high_dimensional_ordering():
     rho = {k: result[k]["dense"] for k in names}
     assert rho["linear"] > 0.95 and rho["relu"] > 0.85
     assert rho["filter"] < 0.05 and rho["random"] < 0.05
-
-
-# ---------------------------------------------------------------------------------------
-# data sources and the split protocol
-
-
-def test_stream_split_rule():
-    order = []
-    given = [0, 0, 0]
-    for i in range(9):
-        order.append(stream_split(given, np.full(3, 1 / 3), i))
-        given[order[-1]] += 1
-    assert order == [0, 1, 2] * 3
-    order, given = [], [0, 0, 0]
-    for i in range(8):
-        order.append(stream_split(given, np.array([0.5, 0.25, 0.25]), i))
-        given[order[-1]] += 1
-    assert order == [0, 1, 2, 0, 0, 1, 2, 0]
-
-
-class ArrayBatches(keras.utils.PyDataset):
-    def __init__(self, x, batch):
-        super().__init__()
-        self.x, self.batch = x, batch
-
-    def __len__(self):
-        return -(-len(self.x) // self.batch)
-
-    def __getitem__(self, i):
-        return self.x[i * self.batch:(i + 1) * self.batch], np.zeros(self.batch)
-
-
-def test_streams_split_by_batch_index():
-    """Streams send batch i to split i mod 3: the same rho as arrays holding batches
-    0, 3, 6, ... first, then 1, 4, 7, ..., then 2, 5, 8, ..."""
-    model = dense_model()
-    x = np.random.default_rng(12).normal(size=(270, 8)).astype("float32")
-    batches = np.split(x, 9)
-    reordered = np.concatenate([batches[i] for k in range(3) for i in range(k, 9, 3)])
-    names = ("filter", "relu")
-    expected = signal_quality(model, reordered, estimators=names, batch_size=30,
-                              per_neuron=True)
-    sources = {
-        "dataset": tf.data.Dataset.from_tensor_slices((x, np.zeros(270))).batch(30),
-        "unbatched dataset": tf.data.Dataset.from_tensor_slices(x),
-        "generator": (b for b in batches),
-        "pydataset": ArrayBatches(x, 30),
-        "endless dataset with steps": tf.data.Dataset.from_tensor_slices(x).batch(30).repeat(),
-    }
-    for what, data in sources.items():
-        got = signal_quality(model, data, estimators=names, batch_size=30, per_neuron=True,
-                             steps=9 if "steps" in what else None, verbose=what == "generator")
-        assert got.samples == (90, 90, 90), what
-        for name in names:
-            for layer in ("dense", "dense_1"):
-                np.testing.assert_allclose(got.per_neuron[name][layer],
-                                           expected.per_neuron[name][layer], atol=1e-9,
-                                           err_msg=what)
-
-
-def test_unequal_splits_and_tuples():
-    model = dense_model()
-    x = np.random.default_rng(13).normal(size=(400, 8)).astype("float32")
-    shares = (0.5, 0.25, 0.25)
-    result = signal_quality(model, (x, np.zeros(400)), estimators=("linear",), splits=shares,
-                            per_neuron=True)
-    assert result.samples == (200, 100, 100)
-    assert_matches(result, oracle(model, x, ("linear",), shares=shares))
-
-
-def test_layer_selection_and_result_shape():
-    model = conv_model()
-    x = np.random.default_rng(14).normal(size=(90, 7, 6, 2)).astype("float32")
-    full = signal_quality(model, x, estimators=("filter", "linear"))
-    assert full.per_neuron is None
-    assert list(full) == ["filter", "linear"]
-    assert full.layers == ("conv2d", "conv2d_1", "conv2d_2", "dense")
-    one = signal_quality(model, x, estimators="linear", layers=["conv2d_1"], per_neuron=True)
-    assert list(one["linear"]) == ["conv2d_1"]
-    assert one["linear"]["conv2d_1"] == pytest.approx(full["linear"]["conv2d_1"], abs=1e-12)
-    assert one.per_neuron["linear"]["conv2d_1"].shape == (3,)
-    assert "conv2d_1" in one.table()
-
-
-def test_large_layers_are_skipped_with_a_warning():
-    model = keras.Sequential([keras.Input((20,)),
-                              keras.layers.Dense(3, activation="relu", name="dense"),
-                              keras.layers.Dense(2, name="dense_1")])
-    x = np.random.default_rng(15).normal(size=(300, 20)).astype("float32")
-    with pytest.warns(UserWarning, match="'dense'.*D = 20 > max_dim = 10"):
-        small = signal_quality(model, x, estimators=("filter", "relu"), max_dim=10)
-    assert "dense" in small.skipped and small.layers == ("dense_1",)
-    assert "dense" not in small["relu"]
-    full = signal_quality(model, x, estimators=("filter", "relu"))
-    assert small["relu"]["dense_1"] == pytest.approx(full["relu"]["dense_1"], abs=1e-12)
-
-
-# ---------------------------------------------------------------------------------------
-# bad input
-
-
-def test_bad_input_is_refused_clearly():
-    model = dense_model()
-    x = np.random.default_rng(16).normal(size=(60, 8)).astype("float32")
-    with pytest.raises(ValueError, match="unknown estimator 'gradient'"):
-        signal_quality(model, x, estimators=("relu", "gradient"))
-    with pytest.raises(ValueError, match="no kernel layer named 'conv'.*dense, dense_1"):
-        signal_quality(model, x, layers=["conv"])
-    with pytest.raises(kp.InvalidInputError, match="splits of \\[2, 1, 2\\] samples"):
-        signal_quality(model, x[:5])
-    with pytest.raises(kp.InvalidInputError, match="2 batch\\(es\\), split \\[1, 1, 0\\]"):
-        signal_quality(model, tf.data.Dataset.from_tensor_slices(x).batch(30))
-    with pytest.raises(ValueError, match="splits must be three positive"):
-        signal_quality(model, x, splits=(0.5, 0.5))
-    with pytest.raises(ValueError, match="splits must be three positive"):
-        signal_quality(model, x, splits=(0.5, 0.5, 0.0))
-
-
-@pytest.mark.parametrize("layer", [keras.layers.DepthwiseConv2D(3),
-                                   keras.layers.Conv2DTranspose(2, 3),
-                                   keras.layers.SeparableConv2D(2, 3)])
-def test_unsupported_kernel_kinds_are_refused(layer):
-    model = keras.Sequential([keras.Input((6, 6, 2)), layer, keras.layers.Flatten(),
-                              keras.layers.Dense(2, name="dense")])
-    x = np.random.default_rng(17).normal(size=(30, 6, 6, 2)).astype("float32")
-    with pytest.raises(kp.NotAnalyzableModelError, match=f"'{layer.name}.*"
-                       f"{type(layer).__name__}.*pass layers="):
-        signal_quality(model, x)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # few observations for D
-        result = signal_quality(model, x, estimators=("filter",), layers=["dense"])
-    assert list(result["filter"]) == ["dense"]
 
 
 @pytest.mark.slow

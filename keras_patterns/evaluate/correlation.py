@@ -1,13 +1,24 @@
-"""Correlations between explanations, per sample (the sanity checks, `sanity`)."""
+"""Correlations between explanations, per sample (the sanity checks, `sanity`).
+
+An explanation that is constant (zero variance, relative to its size) has no correlation:
+it correlates 0 with any explanation that varies and 1 with another constant one.
+"""
 
 import numpy as np
 
-#: Pearson or Spearman, of the explanations or of their magnitudes
+# Pearson or Spearman, of the explanations or of their magnitudes
 MEASURES = ("pearson", "spearman", "pearson_abs", "spearman_abs")
 
 
 def ranks(a: np.ndarray) -> np.ndarray:
-    """Ranks 0..D-1 along the last axis of (N, D) `a`, tied entries given their mean rank."""
+    """Ranks along the last axis, tied entries given their mean rank.
+
+    Args:
+        a: (..., D) values.
+
+    Returns:
+        float64 array of a's shape, ranks 0..D-1 along the last axis.
+    """
     a = np.asarray(a, np.float64)
     out = np.empty(a.shape, np.float64)
     for i, row in enumerate(a.reshape(-1, a.shape[-1])):
@@ -55,6 +66,9 @@ def correlation(a: np.ndarray, b: np.ndarray, measure: str = "pearson") -> np.nd
 
     Returns:
         (N,) correlations in [-1, 1] (see the module docstring for constant explanations).
+
+    Raises:
+        ValueError: explanations of different shapes, or an unknown measure.
     """
     if np.shape(a) != np.shape(b):
         raise ValueError(f"explanations of shapes {np.shape(a)} and {np.shape(b)} differ.")
@@ -64,11 +78,16 @@ def correlation(a: np.ndarray, b: np.ndarray, measure: str = "pearson") -> np.nd
 
 
 def correlation_matrix(e: np.ndarray, measure: str = "pearson") -> np.ndarray:
-    """Correlations between the C explanations of one sample: (C, ...) -> (C, C)."""
+    """Correlations between the C explanations of one sample.
+
+    Args:
+        e: (C, ...) explanations (flattened per explanation).
+        measure: "pearson", "spearman", "pearson_abs" or "spearman_abs".
+
+    Returns:
+        (C, C) correlations in [-1, 1], ones on the diagonal.
+    """
     z, c = _standardize(_prepare(e, measure))
     r = _fix_constant(z @ z.T, c[:, None], c[None, :])
     np.fill_diagonal(r, 1.0)
     return np.clip(r, -1.0, 1.0)
-
-
-# -- analyzers ------------------------------------------------------------------------------

@@ -37,57 +37,23 @@ the number of samples and a generator is read once.
 
 How `data` is split: see `evaluate.splits`.
 
-Moments (float64, per split and layer; sums around a shift fixed from the first batch's
-mean patch, `moments.LayerMoments`):
-N, sum x and sum x x^T (so Sigma_x, D x D, shared by all neurons of the layer); with a
-two-component estimator also per neuron n_+ = sum m, sum m x and sum m x y (D-vectors). The
-sums of y, m y, y^2 and m y^2 follow with y = w^T x.
-
-Linear-type estimators, S(x) = a y: d = x - a y, so with c = cov[x, y] = Sigma_x w
-
-    cov[d, y] = c - a var[y],    Sigma_dd = Sigma_x - a c^T - c a^T + var[y] a a^T,
-
-a rank-2 update of Sigma_x.
-
-Two-component estimator: S(x) = a_- y + delta m y with delta = a_+ - a_-, that is
-d = x - A u with A = [a_-, delta] (D x 2) and u = (y, m y). By bilinearity of cov,
-
-    cov[d, y] = cov[x, y] - A cov[u, y],
-    Sigma_dd  = Sigma_x - A K^T - K A^T + A S_uu A^T,
-    K = cov[x, u] = [c, cov[x, m y]],
-    S_uu = cov[u] = [[var y, cov(y, m y)], [cov(y, m y), var(m y)]],
-    cov[u, y] = (var y, cov(y, m y)),
-
-a rank-4 update, with cov[x, m y] = E[m x y] - E[x] E[m y], cov(y, m y) = w^T cov[x, m y],
-var(m y) = E[m y^2] - E[m y]^2, E[m y] = w^T E[m x], E[m y^2] = w^T E[m x y]. Around the
-shift c (x' = x - c, y = y' + k, k = w^T c, m y = m y' + k m): cov[x, m y] = cov[x', m y'] +
-k cov[x', m] and var(m y) = var(m y') + 2 k E[m y'] (1 - pi) + k^2 pi (1 - pi), pi = E[m].
-In both cases Sigma_dd = Sigma_x + U C U^T with U = [A, K] and C = [[S_uu, -I], [-I, 0]],
-whose inverse is [[0, -I], [-I, -S_uu]].
-
-Solving (`moments.regression_vectors`). On split 2, v = (Sigma_dd + eps I)^-1 cov[d, y]
-for all neurons of a layer from one Cholesky factorization of Sigma_x + eps I and the
-Woodbury identity per neuron, then iterative refinement on the exact product. Sigma_dd is
-always singular along w (w^T d = y - y = 0) and Sigma_x along inputs that never vary (the
-zeros of a dead ReLU channel, constant padding), hence the ridge eps = 1e-10 tr(Sigma_x) / D
-(`moments.RIDGE`): it tends to the minimum-norm least-squares v, moves well-posed answers
-by about eps over the smallest eigenvalue of Sigma_dd (tested: below 1e-10), and its effect
-along w never matters (w^T d = 0 on every split). Near-degenerate neurons move more (a
-regime with one observation in split 2 gives the residual a direction of tiny variance:
-6e-5 in rho on a digits CNN, proportional to the ridge). A neuron whose refined v still
-leaves a relative residual above 1e-6 (`moments.SOLVE_TOLERANCE`), or anti-correlates with y
-on split 2 (impossible for a least-squares v), is solved directly from the explicit
-Sigma_dd (its eigen-decomposition, O(D^3) for that neuron only): this happens where Sigma_dd
-is far more singular than Sigma_x + eps I, e.g. a random pattern nearly orthogonal to w
-(a = u / (w^T u) huge) next to inputs that never vary. On split 3, from split 3's
-moments and the same patterns,
+Where each step lives. One streaming pass over the data (`patch_sums.LayerSums`: float64
+sums per split and layer, around a shift fixed from the first batch's mean patch; why
+these sums are not those of `compute_patterns`'s statistics pass is said there) gives each
+split's moments (`layer_moments.LayerMoments`: Sigma_x, D x D, shared by all neurons of the
+layer, and with a two-component estimator the moments of m y per neuron). The residual's
+covariance is a low-rank update of Sigma_x, Sigma_dd = Sigma_x + U C U^T, of rank 2 for
+linear-type estimators and 4 for two-component ones (`residuals.residual_terms`). On split
+2, v = (Sigma_dd + eps I)^-1 cov[d, y] for all neurons of a layer from one Cholesky
+factorization of Sigma_x + eps I, the Woodbury identity per neuron and iterative
+refinement, with a tiny ridge eps = 1e-10 tr(Sigma_x) / D (`regression.RIDGE`; the ridge,
+its effect and the direct solve of the neurons where this is not enough are described in
+`regression`). On split 3, from split 3's moments and the same patterns,
 
     corr_3 = v^T cov_3[d, y] / sqrt(v^T Sigma3_dd v var_3[y]),    rho = 1 - corr_3,
 
-evaluated as v^T d = r^T x - beta m y with r = v - (a_-^T v) w, beta = delta^T v (0 for
-linear-type estimators): var[v^T d] = r^T Sigma_x r - 2 beta r^T cov[x, m y] + beta^2 var(m y)
-and cov[v^T d, y] = r^T c - beta cov(y, m y), free of the terms that cancel when v has a
-large part along w (`moments.correlations`).
+evaluated without the terms that cancel when v has a large part along w
+(`residuals.correlations`).
 
 Nothing is clipped: a v that anti-correlates on split 3 (it overfitted split 2) gives
 rho > 1. A neuron whose y or v^T d does not vary on split 3 gets rho NaN and is left out of
@@ -123,18 +89,14 @@ from ..patterns.estimators import ESTIMATORS, estimator
 from ..patterns.fit import estimate_all, prepare_graph
 from ..patterns.identity import layout, pattern_keys
 from ..patterns.streaming import kernel_calls
-from .moments import (
-    LayerSums,
-    correlations,
-    kernel_dim,
-    regression_vectors,
-    residual_terms,
-)
+from .patch_sums import LayerSums, kernel_dim
 from .quality import SignalQuality
+from .regression import regression_vectors
+from .residuals import correlations, residual_terms
 from .splits import check_splits, split_batches
 
 DEFAULT_ESTIMATORS = ("random", "filter", "linear", "relu")
-#: the largest input dimension D evaluated by default
+# the largest input dimension D evaluated by default
 MAX_DIM = 4096
 
 
@@ -250,8 +212,8 @@ def signal_quality(model: keras.Model, data: Any,
     """The signal quality rho(S) of Eq. (1) for every estimator and kernel layer.
 
     The estimators are fitted on split 1 of `data`, the regression vector v on split 2 and
-    rho is measured on split 3 (see the module docstring for the split, the formulas and
-    the numerics). One streaming pass over the data.
+    rho is measured on split 3 (see the module docstring for the split and where each
+    formula and numerical choice is made). One streaming pass over the data.
 
     Args:
         model: a Keras 3 model (BatchNormalization after a kernel layer is folded into it).

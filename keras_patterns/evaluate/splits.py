@@ -21,7 +21,17 @@ from ..errors import InvalidInputError
 
 
 def check_splits(splits):
-    """The three split shares, normalised to sum to 1."""
+    """The three split shares, normalised to sum to 1.
+
+    Args:
+        splits: three positive numbers (p1, p2, p3).
+
+    Returns:
+        (3,) float64 array summing to 1.
+
+    Raises:
+        ValueError: not three positive finite numbers.
+    """
     try:
         p = np.asarray(splits, np.float64)
     except (TypeError, ValueError):
@@ -32,14 +42,37 @@ def check_splits(splits):
 
 
 def stream_split(given, shares, i):
-    """The split of batch i of a stream: the one furthest behind its share."""
+    """The split of batch i of a stream: the one furthest behind its share.
+
+    Args:
+        given: the batches each split got so far (three ints).
+        shares: (3,) the normalised shares (`check_splits`).
+        i: the index of the batch, from 0.
+
+    Returns:
+        0, 1 or 2: the split k with the largest p_k (i + 1) - given[k], the lowest on ties.
+    """
     deficit = shares * (i + 1) - np.asarray(given)
     return int(np.flatnonzero(deficit >= deficit.max() - 1e-9)[0])
 
 
 def split_batches(data, specs, batch_size, shares, steps):
-    """(iterator of (split, batch), number of batches or None, description): the data split
-    by sample index (arrays) or by batch index (streams)."""
+    """The data split by sample index (arrays) or by batch index (streams).
+
+    Args:
+        data: what `signal_quality` accepts.
+        specs: the model inputs' tensor specs.
+        batch_size: batching of arrays and unbatched datasets.
+        shares: (3,) the normalised shares (`check_splits`).
+        steps: read at most this many batches of a stream, or None.
+
+    Returns:
+        (an iterator of (split, batch), the number of batches or None where unknown, a
+        description of the data for messages).
+
+    Raises:
+        InvalidInputError: arrays too short to give each split two samples.
+    """
     if is_arrays(data):
         xs = [np.asarray(x) for x in features(data, len(specs))]
         n = len(xs[0]) if xs[0].ndim else 0

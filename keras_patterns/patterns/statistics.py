@@ -32,6 +32,7 @@ for the upstream u = m or m (y - d); no patch is ever materialised. To shift eve
 patch, zeros of the padding included, the map pads its input explicitly and the shift is
 subtracted from the padded input. A map whose patches hold zeros other than padding (the
 stride gaps of a transposed convolution) is not shifted; its sums are formed in float64.
+The signal quality sums patches instead (`evaluate.patch_sums` says why).
 """
 
 import numpy as np
