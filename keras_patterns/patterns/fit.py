@@ -16,7 +16,7 @@ from .._warn import warn
 from ..canonize import prepare
 from ..errors import InvalidInputError
 from ..graph import OPAQUE
-from ..kinds import unsupported_error
+from ..roles import unsupported_error
 from .checkpoint import Checkpoint
 from .estimators import estimator
 from .identity import fingerprints, layout, pattern_keys

@@ -40,7 +40,7 @@ class KernelRelevance(ReverseLayer):
     nodes between the model input and this node (an input layer), whose map the rule may
     need (input bounds given in the model's units)."""
 
-    kind = "lrp"
+    label = "lrp"
 
     def __init__(self, node, rule, nonnegative=False, preprocessing=(), **kwargs):
         self._preprocessing = list(preprocessing)
@@ -69,7 +69,7 @@ class KernelRelevance(ReverseLayer):
 
 
 class SumRelevance(ReverseLayer):
-    kind = "lrp_sum"
+    label = "lrp_sum"
 
     def reverse(self, xs, ys, rs):
         s = rs[0] / stabilize(ys[0])
@@ -78,7 +78,7 @@ class SumRelevance(ReverseLayer):
 
 
 class PassRelevance(ReverseLayer):
-    kind = "pass"
+    label = "pass"
 
     def reverse(self, xs, ys, rs):
         return [rs[0]]
