@@ -1,7 +1,7 @@
 """Canonization: rewrite the flat graph into nodes the reverse layers understand.
 
 - A kernel layer becomes one `KERNEL` node per kernel map (y = W^T x + b), followed by an
-  `ACTIVATION` node when its activation is not linear. A SeparableConv becomes its
+  `ACTIVATION` node when its activation is not the identity. A SeparableConv becomes its
   depthwise map, then its pointwise map with the bias.
 - Every other node gets its role (see `roles`); a layer without one becomes `OPAQUE`.
 - A final softmax is removed (with a warning) so that the logits are explained.

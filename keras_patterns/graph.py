@@ -87,7 +87,8 @@ class Node:
         layer_name: name of the Keras layer's node the node comes from (the parts of a
             split kernel layer share it).
         kernel_map: the kernel map of a `KERNEL` node (`kernels`).
-        family: an `ACTIVATION` node's activation family ("relu", "tanh", ...).
+        family: an `ACTIVATION` node's activation family (`roles.FAMILIES`: "relu",
+            "identity", "tanh", ...).
         activation: its activation for messages ("'hard_silu' (swish family)").
         batchnorm: name of the BatchNormalization folded into a `KERNEL` node, or None.
         why: why an `OPAQUE` node has no rule (for messages).
@@ -141,8 +142,12 @@ class Node:
 class Graph:
     """Inputs, outputs and nodes (in an order where producers precede consumers).
 
-    layer_order: names of the model's layer calls in call order (nested models inlined,
-        inputs not counted): the positions LRP composites and `until_layer_idx` count.
+    Args:
+        inputs, outputs: the model's input and output `Tensor`s.
+        nodes: the `Node`s, producers before consumers.
+        layer_order: names of the model's layer calls in call order (nested models
+            inlined, inputs not counted): the positions LRP composites and
+            `until_layer_idx` count.
     """
 
     def __init__(self, inputs, outputs, nodes, layer_order=()):

@@ -1,5 +1,5 @@
 """The kernel map: y = W^T x for one kernel layer, with the kernel as a parameter, and its
-simplest kind, the dense map."""
+simplest one, the dense map."""
 
 import copy
 

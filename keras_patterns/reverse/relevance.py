@@ -36,9 +36,16 @@ class DiagonalMap:
 
 
 class KernelRelevance(ReverseLayer):
-    """An LRP rule at one linear node. `preprocessing`: the element-wise affine and routing
-    nodes between the model input and this node (an input layer), whose map the rule may
-    need (input bounds given in the model's units)."""
+    """An LRP rule at one kernel or element-wise affine node.
+
+    Args:
+        node: the forward node.
+        rule: the LRP rule (`rules.lrp.Rule`).
+        nonnegative: whether the node's input is >= 0 by construction.
+        preprocessing: the element-wise affine and routing nodes between the model input
+            and this node (an input layer), whose map the rule may need (input bounds given
+            in the model's units).
+    """
 
     label = "lrp"
 
