@@ -146,7 +146,7 @@ def fold_batchnorm(graph):
         if len(graph.consumers(x)) != 1:
             continue
         kmap = kernel.kernel_map
-        if isinstance(kmap, FoldedMap) or not kmap.with_bias:
+        if kmap.batchnorm is not None or not kmap.with_bias:
             continue
         rank = len(x.shape)
         if _batchnorm_axis(bn.op, rank) != kmap.channel_axis % rank:

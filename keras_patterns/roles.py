@@ -60,7 +60,7 @@ ACTIVATION_FAMILIES = {
 FAMILIES = tuple(dict.fromkeys([*ACTIVATION_FAMILIES.values(), "leaky_relu", "prelu"]))
 """The activation families: "relu" is a rectifier, "identity" passes values unchanged."""
 
-# keras.ops operation class names that appear as graph nodes -> (role, family, sums).
+# keras.ops operation class names that appear as graph nodes -> (role, family, is_sum).
 OPERATIONS = {
     **{name: (ACTIVATION, family, False) for name, family in {
         "Relu": "relu", "Relu6": "relu", "Sigmoid": "sigmoid", "HardSigmoid": "sigmoid",
@@ -90,7 +90,7 @@ class LayerRole:
         role: one of `ROLES`.
         family: an `ACTIVATION`'s family (one of `FAMILIES`), or a function of the layer
             that returns it (None where the layer's activation is unknown).
-        sums: whether a `FIXED_LINEAR` layer adds values rather than routing each value
+        is_sum: whether a `FIXED_LINEAR` layer adds values rather than routing each value
             somewhere, or a function of the layer that tells.
         kernel_maps: a `KERNEL` layer's kernel map classes (`kernels.KernelMap`), in the
             order they are applied; the layer's bias follows the last one.
@@ -99,14 +99,14 @@ class LayerRole:
     layer_class: type
     role: str
     family: Union[None, str, Callable[[Any], Optional[str]]] = None
-    sums: Union[bool, Callable[[Any], bool]] = False
+    is_sum: Union[bool, Callable[[Any], bool]] = False
     kernel_maps: Tuple[type, ...] = ()
 
     def family_of(self, layer):
         return self.family(layer) if callable(self.family) else self.family
 
-    def sums_in(self, layer):
-        return bool(self.sums(layer) if callable(self.sums) else self.sums)
+    def is_sum_for(self, layer):
+        return bool(self.is_sum(layer) if callable(self.is_sum) else self.is_sum)
 
 
 LAYERS = Registry("layer role")
@@ -117,7 +117,7 @@ def _key(layer_class):
     return f"{layer_class.__module__}.{layer_class.__qualname__}"
 
 
-def register_layer(layer_class, role, *, family=None, sums=False, kernel_maps=(),
+def register_layer(layer_class, role, *, family=None, is_sum=False, kernel_maps=(),
                    replace=False):
     """Tell every method what a Keras layer class computes, so that it is explained.
 
@@ -130,7 +130,7 @@ def register_layer(layer_class, role, *, family=None, sums=False, kernel_maps=()
         family: for `ACTIVATION`: the activation family, one of `FAMILIES` ("relu" makes it
             a rectifier for DeConvNet, Guided Backprop and Deep Taylor), or a function of
             the layer that returns it.
-        sums: for `FIXED_LINEAR`: True where the layer adds values (LRP then divides
+        is_sum: for `FIXED_LINEAR`: True where the layer adds values (LRP then divides
             relevance over the summands), or a function of the layer that tells; False
             where it only moves them.
         kernel_maps: for `KERNEL`: the `kernels.KernelMap` classes the layer applies.
@@ -156,13 +156,14 @@ def register_layer(layer_class, role, *, family=None, sums=False, kernel_maps=()
     if isinstance(family, str) and family not in FAMILIES:
         raise ValueError(f"register_layer({name}): family {family!r} is not one of "
                          f"{', '.join(map(repr, FAMILIES))}.")
-    if sums is not False and role != FIXED_LINEAR:
-        raise ValueError(f"register_layer({name}): only a {FIXED_LINEAR!r} layer takes sums=.")
+    if is_sum is not False and role != FIXED_LINEAR:
+        raise ValueError(f"register_layer({name}): only a {FIXED_LINEAR!r} layer takes "
+                         "is_sum=.")
     kernel_maps = tuple(kernel_maps)
     if bool(kernel_maps) != (role == KERNEL):
         raise ValueError(f"register_layer({name}): a kernel layer needs kernel_maps=, and "
                          "only a kernel layer takes them.")
-    return LAYERS.register(_key(layer_class), LayerRole(layer_class, role, family, sums,
+    return LAYERS.register(_key(layer_class), LayerRole(layer_class, role, family, is_sum,
                                                         kernel_maps), replace=replace)
 
 
@@ -200,7 +201,7 @@ def is_summing(op):
     """Whether a `FIXED_LINEAR` node sums values (rather than routing each value somewhere)."""
     if isinstance(op, keras.layers.Layer):
         entry = layer_role(op)
-        return entry is not None and entry.sums_in(op)
+        return entry is not None and entry.is_sum_for(op)
     known = OPERATIONS.get(type(op).__name__)
     return known is not None and known[2]
 
@@ -269,7 +270,7 @@ def _activation_layer_family(layer):
     return activation_family(layer.activation)
 
 
-def _upsampling_sums(layer):
+def _upsampling_is_sum(layer):
     return getattr(layer, "interpolation", "nearest") != "nearest"  # bilinear mixes values
 
 
@@ -291,9 +292,9 @@ def _register_keras_layers():
     for cls in (layers.AveragePooling1D, layers.AveragePooling2D, layers.AveragePooling3D,
                 layers.GlobalAveragePooling1D, layers.GlobalAveragePooling2D,
                 layers.GlobalAveragePooling3D, layers.Add, layers.Subtract, layers.Average):
-        register_layer(cls, FIXED_LINEAR, sums=True)
+        register_layer(cls, FIXED_LINEAR, is_sum=True)
     for cls in (layers.UpSampling1D, layers.UpSampling2D, layers.UpSampling3D):
-        register_layer(cls, FIXED_LINEAR, sums=_upsampling_sums)
+        register_layer(cls, FIXED_LINEAR, is_sum=_upsampling_is_sum)
     for cls in (layers.Concatenate, layers.Flatten, layers.Reshape, layers.Permute,
                 layers.RepeatVector, layers.ZeroPadding1D, layers.ZeroPadding2D,
                 layers.ZeroPadding3D, layers.Cropping1D, layers.Cropping2D, layers.Cropping3D,

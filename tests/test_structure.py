@@ -199,7 +199,7 @@ def test_a_summing_layer_registered_outside_the_package_divides_relevance():
     x = np.random.default_rng(2).normal(size=(5, 6)).astype("float32")
     with pytest.raises(kp.NotAnalyzableModelError, match="Plus"):
         kp.create_analyzer("lrp.epsilon", custom)
-    roles.register_layer(Plus, roles.FIXED_LINEAR, sums=True)
+    roles.register_layer(Plus, roles.FIXED_LINEAR, is_sum=True)
     (node,) = [n for n in prepare(custom).nodes if isinstance(n.op, Plus)]
     assert node.is_sum and not node.is_routing
     want = kp.create_analyzer("lrp.epsilon", plain).analyze(x)
@@ -214,7 +214,7 @@ def test_a_summing_layer_registered_outside_the_package_divides_relevance():
     ((layers.Layer, "linear"), {}, ValueError, "role 'linear' is not one of"),
     ((layers.Layer, roles.ACTIVATION), {}, ValueError, "needs family="),
     ((layers.Layer, roles.ACTIVATION), {"family": "rleu"}, ValueError, "family 'rleu'"),
-    ((layers.Layer, roles.AFFINE), {"sums": True}, ValueError, "takes sums="),
+    ((layers.Layer, roles.AFFINE), {"is_sum": True}, ValueError, "takes is_sum="),
     ((layers.Layer, roles.KERNEL), {}, ValueError, "needs kernel_maps="),
 ])
 def test_register_layer_refuses_what_the_role_cannot_use(args, kwargs, error, match):
