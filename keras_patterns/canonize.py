@@ -1,9 +1,9 @@
 """Canonization: rewrite the flat graph into nodes the reverse layers understand.
 
 - A kernel layer becomes one `KERNEL` node per kernel map (y = W^T x + b), followed by an
-  `ACTIVATION` node when its activation is not linear. A SeparableConv becomes its
+  `ACTIVATION` node when its activation is not the identity. A SeparableConv becomes its
   depthwise map, then its pointwise map with the bias.
-- Every other node gets its role (see `kinds`); a layer without one becomes `OPAQUE`.
+- Every other node gets its role (see `roles`); a layer without one becomes `OPAQUE`.
 - A final softmax is removed (with a warning) so that the logits are explained.
 - Optionally (`fold_batchnorm`), an inference-mode BatchNormalization that directly follows a
   kernel map is folded into it, so that rules and patterns see the effective linear map.
@@ -13,11 +13,11 @@ import dataclasses
 
 import keras
 
-from . import kinds
+from . import roles
 from ._warn import warn
 from .flatten import flatten
 from .graph import ACTIVATION, AFFINE, KERNEL, OPAQUE, Node, Tensors
-from .kernels import FoldedMap, kernel_maps
+from .kernels import FoldedMap
 
 
 def _kernel_forward(kmap):
@@ -50,7 +50,7 @@ def _opaque(node, why):
 def _split_kernel_layer(node, maps, tensors):
     layer = node.op
     activation = getattr(layer, "activation", None)
-    family = kinds.activation_family(activation) if activation is not None else "linear"
+    family = roles.activation_family(activation) if activation is not None else "identity"
     if family is None:
         name = getattr(activation, "__name__", activation)
         return [_opaque(node, f"its activation {name!r} is not one keras-patterns knows "
@@ -59,7 +59,7 @@ def _split_kernel_layer(node, maps, tensors):
     x = node.inputs[0]
     for k, kmap in enumerate(maps):
         last = k == len(maps) - 1
-        if last and family == "linear":
+        if last and family == "identity":
             y = node.outputs[0]
         elif last:
             y = tensors.new(node.outputs[0].spec, node.name + ".preactivation")
@@ -70,12 +70,12 @@ def _split_kernel_layer(node, maps, tensors):
         out.append(Node(name, layer, [x], [y], _kernel_forward(kmap), role=KERNEL,
                         layer_name=node.name, kernel_map=kmap))
         x = y
-    if family != "linear":
+    if family != "identity":
         out.append(Node(
             node.name + ".activation", layer, [x], [node.outputs[0]],
             _activation_forward(activation), role=ACTIVATION, layer_name=node.name,
             family=family,
-            activation=kinds.describe_activation(kinds.activation_name(activation), family)))
+            activation=roles.describe_activation(roles.activation_name(activation), family)))
     return out
 
 
@@ -84,25 +84,26 @@ def canonize(graph):
     tensors = Tensors.after(graph)
     nodes = []
     for node in graph.nodes:
-        maps = kernel_maps(node.op) if isinstance(node.op, keras.layers.Layer) else None
+        maps = roles.kernel_maps(node.op) if isinstance(node.op, keras.layers.Layer) else None
         if maps:
             nodes.extend(_split_kernel_layer(node, maps, tensors))
             continue
-        role = kinds.kind_of(node.op)
+        role = roles.role_of(node.op)
         if role is None:
-            nodes.append(_opaque(node, "it is not a layer kind keras-patterns knows how to "
-                                       "reverse"))
+            nodes.append(_opaque(node, "it is not a layer keras-patterns knows how to reverse "
+                                       "(keras_patterns.roles.register_layer gives a layer "
+                                       "class its role)"))
             continue
         if role != ACTIVATION:
             nodes.append(dataclasses.replace(node, role=role))
             continue
-        family = kinds.layer_activation_family(node.op)
+        family = roles.layer_activation_family(node.op)
         if family is None:
             nodes.append(_opaque(node, "its activation is not one keras-patterns knows"))
             continue
         nodes.append(dataclasses.replace(
             node, role=ACTIVATION, family=family,
-            activation=kinds.describe_activation(kinds.layer_activation_name(node.op),
+            activation=roles.describe_activation(roles.layer_activation_name(node.op),
                                                  family)))
     return graph.with_nodes(nodes)
 
@@ -111,7 +112,7 @@ def strip_softmax(graph):
     """Remove a softmax that produces the (single) output, with a warning."""
     (out,) = graph.outputs
     last = graph.producer(out)
-    if last is None or last.role != ACTIVATION or kinds.softmax_output(last.op, log=True) is None:
+    if last is None or last.role != ACTIVATION or roles.softmax_output(last.op, log=True) is None:
         return graph
     warn(
         f"The model ends in a softmax ('{last.name}'); it is removed so that the logits "
@@ -145,7 +146,7 @@ def fold_batchnorm(graph):
         if len(graph.consumers(x)) != 1:
             continue
         kmap = kernel.kernel_map
-        if isinstance(kmap, FoldedMap) or not kmap.with_bias:
+        if kmap.batchnorm is not None or not kmap.with_bias:
             continue
         rank = len(x.shape)
         if _batchnorm_axis(bn.op, rank) != kmap.channel_axis % rank:

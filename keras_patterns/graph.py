@@ -9,19 +9,24 @@ its role). Each node can be evaluated on real tensors with `node.forward(values)
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from . import kinds
+from . import roles
 from .errors import NotAnalyzableModelError
-from .kinds import (  # noqa: F401 - the roles, re-exported with the graph they describe
+from .roles import (  # noqa: F401 - the roles, re-exported with the graph they describe
     ACTIVATION,
     AFFINE,
     EMBEDDING,
+    FIXED_LINEAR,
     KERNEL,
     LAYER,
-    LINEAR,
     MAX_POOL,
     NONLINEAR,
     OPAQUE,
 )
+
+
+def is_floating(dtype):
+    """Whether a dtype (a string, a numpy, TensorFlow or Keras dtype) is floating point."""
+    return "float" in str(getattr(dtype, "name", dtype))
 
 
 class Tensor:
@@ -44,7 +49,7 @@ class Tensor:
 
     @property
     def is_floating(self):
-        return kinds.is_floating(self.dtype)
+        return is_floating(self.dtype)
 
     def __repr__(self):
         return f"Tensor({self.name}, shape={self.shape}, dtype={self.dtype})"
@@ -78,11 +83,12 @@ class Node:
         op: the Keras layer or operation behind the node (display, variables).
         inputs, outputs: its `Tensor`s.
         forward: maps the values of `inputs` to the values of `outputs`.
-        role: one of the roles of `kinds` (re-exported here).
+        role: one of the roles of `roles` (re-exported here).
         layer_name: name of the Keras layer's node the node comes from (the parts of a
             split kernel layer share it).
         kernel_map: the kernel map of a `KERNEL` node (`kernels`).
-        family: an `ACTIVATION` node's activation family ("relu", "tanh", ...).
+        family: an `ACTIVATION` node's activation family (`roles.FAMILIES`: "relu",
+            "identity", "tanh", ...).
         activation: its activation for messages ("'hard_silu' (swish family)").
         batchnorm: name of the BatchNormalization folded into a `KERNEL` node, or None.
         why: why an `OPAQUE` node has no rule (for messages).
@@ -115,15 +121,17 @@ class Node:
         return self.role == ACTIVATION and self.family == "relu"
 
     @property
-    def routes(self):
-        """A parameter-free map that moves values without adding any (reshapes, padding,
-        dropout, nearest upsampling, slicing)."""
-        return self.role == LINEAR and len(self.inputs) == 1 and not kinds.is_summing(self.op)
+    def is_routing(self):
+        """Whether the node is a map without parameters that moves values without adding any
+        (reshapes, padding, dropout, nearest upsampling, slicing)."""
+        return (self.role == FIXED_LINEAR and len(self.inputs) == 1
+                and not roles.is_summing(self.op))
 
     @property
-    def sums(self):
-        """A parameter-free map that adds values (Add, average pooling, ...)."""
-        return self.role == LINEAR and kinds.is_summing(self.op)
+    def is_sum(self):
+        """Whether the node is a map without parameters that adds values (Add, average
+        pooling, ...)."""
+        return self.role == FIXED_LINEAR and roles.is_summing(self.op)
 
     def __repr__(self):
         ins = ", ".join(t.name for t in self.inputs)
@@ -134,8 +142,12 @@ class Node:
 class Graph:
     """Inputs, outputs and nodes (in an order where producers precede consumers).
 
-    layer_order: names of the model's layer calls in call order (nested models inlined,
-        inputs not counted): the positions LRP composites and `until_layer_idx` count.
+    Args:
+        inputs, outputs: the model's input and output `Tensor`s.
+        nodes: the `Node`s, producers before consumers.
+        layer_order: names of the model's layer calls in call order (nested models
+            inlined, inputs not counted): the positions LRP composites and
+            `until_layer_idx` count.
     """
 
     def __init__(self, inputs, outputs, nodes, layer_order=()):
@@ -216,7 +228,7 @@ class Graph:
             producer = self.producer(tensor)
             if producer is None:
                 return chain[::-1]
-            if not (producer.routes or producer.role == AFFINE and len(producer.inputs) == 1):
+            if not (producer.is_routing or producer.role == AFFINE and len(producer.inputs) == 1):
                 return None
             chain.append(producer)
             tensor = producer.inputs[0]
@@ -234,15 +246,15 @@ class Graph:
         if producer.role == ACTIVATION:
             threshold = getattr(producer.op, "threshold", 0.0) or 0.0
             return producer.family == "relu" and threshold >= 0
-        if producer.role == MAX_POOL or producer.routes or (
-                producer.sums and producer.layer_class not in ("Subtract", "Negative")):
+        if producer.role == MAX_POOL or producer.is_routing or (
+                producer.is_sum and producer.layer_class not in ("Subtract", "Negative")):
             return all(self.is_nonnegative(t) for t in producer.inputs)
         return False
 
     def first_non_rectifier(self):
-        """The first activation node that is neither a rectifier nor linear, or None."""
+        """The first activation node that is neither a rectifier nor the identity, or None."""
         for node in self.nodes:
-            if node.role == ACTIVATION and node.family not in ("relu", "linear"):
+            if node.role == ACTIVATION and node.family not in ("relu", "identity"):
                 return node
         return None
 

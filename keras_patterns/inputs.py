@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 
 from .errors import InvalidInputError
-from .kinds import is_floating
+from .graph import is_floating
 
 
 def positive_int(value, name, optional=False):

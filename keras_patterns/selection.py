@@ -18,6 +18,7 @@ STARTS = ("one", "value", "positive_value")
 
 
 def check_mode(mode):
+    """`mode` if it is one of `MODES`; otherwise a ValueError naming them."""
     if mode not in MODES:
         raise ValueError(
             f"neuron_selection_mode={mode!r} is not one of {', '.join(map(repr, MODES))}."

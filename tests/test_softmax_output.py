@@ -1,4 +1,4 @@
-"""kinds.softmax_output: the one decision whether a layer, an operation or a model ends in
+"""roles.softmax_output: the one decision whether a layer, an operation or a model ends in
 a softmax, on every way Keras writes one, checked against the model's own outputs."""
 
 import keras
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from keras import layers
 
-from keras_patterns.kinds import softmax_output
+from keras_patterns.roles import softmax_output
 
 
 def _model(last, nested=False):

@@ -8,9 +8,10 @@ import keras
 import numpy as np
 import pytest
 from keras import layers
-from oracles import assert_close
+from oracles import assert_close, rectifier_model, tape_gradient
 
 import keras_patterns as kp
+from keras_patterns import roles
 from keras_patterns.canonize import fold_batchnorm, prepare
 from keras_patterns.flatten import flatten
 from keras_patterns.graph import KERNEL, Node
@@ -123,6 +124,9 @@ def test_a_folded_map_stays_folded_in_its_channels_last_view():
     (node,) = graph.kernel_nodes()
     folded = node.kernel_map
     assert isinstance(folded, FoldedMap) and node.batchnorm == bn.name
+    assert folded.batchnorm is bn and folded.unfolded.batchnorm is None
+    assert folded.unfolded.unfolded is folded.unfolded
+    assert folded.unfolded.layer is model.layers[0] and folded.layer is model.layers[0]
     scale = 1.0 / np.sqrt(np.array([4.0, 0.25, 1.0]) + bn.epsilon)
     assert_close(folded.kernel, model.layers[0].kernel.numpy() * scale)
     twin = folded.channels_last()
@@ -130,3 +134,90 @@ def test_a_folded_map_stays_folded_in_its_channels_last_view():
     assert twin.layer.data_format == "channels_last" and twin.channel_axis == -1
     assert_close(twin.kernel, folded.kernel)
     assert flatten(model).layer_order == [layer.name for layer in model.layers]
+
+
+# -- a layer class registered from outside the package --------------------------------------
+
+
+def _twin_models(middle):
+    """The same Dense layers around `middle()` (a fresh layer per call), and around ReLU."""
+    keras.utils.set_random_seed(4)
+    dense = [layers.Dense(8), layers.Dense(6), layers.Dense(3)]
+
+    def build(rectifier):
+        x = inputs = keras.Input((5,))
+        for d in dense[:-1]:
+            x = rectifier()(d(x))
+        return keras.Model(inputs, dense[-1](x))
+
+    return build(middle), build(layers.ReLU)
+
+
+def test_a_layer_registered_outside_the_package_is_explained_by_its_role():
+    """An element-wise rectifier written outside the package is refused until it is
+    registered; then Guided Backprop treats it as keras' ReLU: the tape oracle's Guided
+    Backprop of the twin model with ReLU layers."""
+
+    class ElementwiseRelu(keras.layers.Layer):
+        def call(self, x):
+            return keras.ops.maximum(x, 0.0)
+
+    custom, plain = _twin_models(ElementwiseRelu)
+    x = np.random.default_rng(1).normal(size=(6, 5)).astype("float32")
+    with pytest.raises(kp.NotAnalyzableModelError, match="ElementwiseRelu.*register_layer"):
+        kp.create_analyzer("guided_backprop", custom)
+    entry = roles.register_layer(ElementwiseRelu, roles.ACTIVATION, family="relu")
+    assert roles.LAYERS[roles.LAYERS.name_of(entry)].layer_class is ElementwiseRelu
+    assert "ElementwiseRelu" in roles.supported_summary()
+    got = kp.create_analyzer("guided_backprop", custom).analyze(x)  # the model built before
+    want = tape_gradient(rectifier_model(plain, "guided_backprop"), x)
+    assert_close(got, want)
+    assert not np.allclose(got, tape_gradient(plain, x), atol=1e-6)  # not the gradient
+    with pytest.raises(ValueError, match="registered already"):
+        roles.register_layer(ElementwiseRelu, roles.ACTIVATION, family="relu")
+
+
+def test_a_summing_layer_registered_outside_the_package_divides_relevance():
+    """A two-input sum registered as a summing map gets LRP's proportional split: LRP-epsilon
+    equals that of the twin model with keras' Add."""
+
+    class Plus(keras.layers.Layer):
+        def call(self, xs):
+            return xs[0] + xs[1]
+
+    class PlusTakenForRouting(Plus):
+        pass
+
+    keras.utils.set_random_seed(5)
+    a, b, head = layers.Dense(4), layers.Dense(4), layers.Dense(2)
+    inputs = keras.Input((6,))
+
+    def build(summing):
+        return keras.Model(inputs, head(layers.ReLU()(summing()([a(inputs), b(inputs)]))))
+
+    custom, plain = build(Plus), build(layers.Add)
+    x = np.random.default_rng(2).normal(size=(5, 6)).astype("float32")
+    with pytest.raises(kp.NotAnalyzableModelError, match="Plus"):
+        kp.create_analyzer("lrp.epsilon", custom)
+    roles.register_layer(Plus, roles.FIXED_LINEAR, is_sum=True)
+    (node,) = [n for n in prepare(custom).nodes if isinstance(n.op, Plus)]
+    assert node.is_sum and not node.is_routing
+    want = kp.create_analyzer("lrp.epsilon", plain).analyze(x)
+    assert_close(kp.create_analyzer("lrp.epsilon", custom).analyze(x), want)
+    roles.register_layer(PlusTakenForRouting, roles.FIXED_LINEAR)  # not a sum: the split differs
+    routed = kp.create_analyzer("lrp.epsilon", build(PlusTakenForRouting)).analyze(x)
+    assert not np.allclose(routed, want, atol=1e-3)
+
+
+@pytest.mark.parametrize("args, kwargs, error, match", [
+    ((int, roles.ACTIVATION), {"family": "relu"}, TypeError, "Layer subclass"),
+    ((layers.Layer, "linear"), {}, ValueError, "role 'linear' is not one of"),
+    ((layers.Layer, roles.ACTIVATION), {}, ValueError, "needs family="),
+    ((layers.Layer, roles.ACTIVATION), {"family": "rleu"}, ValueError, "family 'rleu'"),
+    ((layers.Layer, roles.AFFINE), {"is_sum": True}, ValueError, "takes is_sum="),
+    ((layers.Layer, roles.KERNEL), {}, ValueError, "needs kernel_maps="),
+])
+def test_register_layer_refuses_what_the_role_cannot_use(args, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        roles.register_layer(*args, **kwargs)
+    assert roles.layer_role(layers.Layer()) is None

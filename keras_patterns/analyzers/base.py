@@ -20,9 +20,9 @@ from ..errors import (
 from ..flatten import wrap_model
 from ..graph import EMBEDDING, OPAQUE
 from ..inputs import check_batch_size, in_form, standardize
-from ..kinds import unsupported_error
 from ..loading import load_model
 from ..reverse import EmbeddingReverse, GradientReverse, build_reverse_model
+from ..roles import unsupported_error
 from ..selection import check_mode, normalize_index
 
 

@@ -87,7 +87,7 @@ class LRP(ReverseAnalyzer):
                                    self._assignment.preprocessing.get(node, ()))
         if node.role == ACTIVATION:
             return self.activation_reverse(node)
-        if node.sums:
+        if node.is_sum:
             return SumRelevance(node)
         return super().reverse_layer_for(node)  # max-pooling, routing, nonlinear; embedding
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..compiled import compiled
 from ..inputs import check_batch_size
-from ..kinds import softmax_output
+from ..roles import softmax_output
 from ..utils import model_wo_softmax
 from ..visualize.batches import check_batch
 from .perturbation import (  # noqa: F401 - part of this module's interface

@@ -102,7 +102,7 @@ MAX_DIM = 4096
 
 def _unsupported(key, kmap):
     """Why signal_quality cannot evaluate this kernel map, or None."""
-    base = getattr(kmap, "base", kmap)
+    base = kmap.unfolded
     layer = base.layer
     if type(base) is DenseMap:
         return None

@@ -5,9 +5,8 @@ SeparableConv) is split by canonization into a kernel map, a bias and an activat
 map can be applied with another kernel of the same shape: PatternNet back-propagates with the
 pattern A and PatternAttribution with W*A in place of W, and LRP rules with the positive or
 negative part of W. Back-propagating through a kernel map is its vector-Jacobian product.
+Which layer applies which kernel maps is registered with its role (`roles.LAYERS`).
 """
-
-from keras import layers
 
 from .base import DenseMap, KernelMap, shape_of
 from .folded import FoldedMap
@@ -19,36 +18,5 @@ from .spatial import (
     SeparableDepthwiseMap,
 )
 
-KERNEL_LAYERS = {
-    layers.Dense: (DenseMap,),
-    layers.Conv1D: (ConvMap,),
-    layers.Conv2D: (ConvMap,),
-    layers.Conv3D: (ConvMap,),
-    layers.Conv1DTranspose: (ConvTransposeMap,),
-    layers.Conv2DTranspose: (ConvTransposeMap,),
-    layers.Conv3DTranspose: (ConvTransposeMap,),
-    layers.DepthwiseConv1D: (DepthwiseMap,),
-    layers.DepthwiseConv2D: (DepthwiseMap,),
-    layers.SeparableConv1D: (SeparableDepthwiseMap, PointwiseMap),
-    layers.SeparableConv2D: (SeparableDepthwiseMap, PointwiseMap),
-}
-
-
-def kernel_maps(layer):
-    """The kernel maps of `layer`, or None if it is not a kernel layer.
-
-    A subclass counts only if it keeps the base class's `call`: one that overrides it may
-    compute something else, and is refused rather than explained wrongly.
-    """
-    for cls in type(layer).__mro__:
-        if cls in KERNEL_LAYERS:
-            if type(layer).call is not cls.call:
-                return None
-            maps = KERNEL_LAYERS[cls]
-            return [m(layer, with_bias=k == len(maps) - 1) for k, m in enumerate(maps)]
-    return None
-
-
-__all__ = ["KERNEL_LAYERS", "KernelMap", "DenseMap", "ConvMap", "ConvTransposeMap",
-           "DepthwiseMap", "SeparableDepthwiseMap", "PointwiseMap", "FoldedMap", "kernel_maps",
-           "shape_of"]
+__all__ = ["KernelMap", "DenseMap", "ConvMap", "ConvTransposeMap", "DepthwiseMap",
+           "SeparableDepthwiseMap", "PointwiseMap", "FoldedMap", "shape_of"]

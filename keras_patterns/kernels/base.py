@@ -1,5 +1,5 @@
 """The kernel map: y = W^T x for one kernel layer, with the kernel as a parameter, and its
-simplest kind, the dense map."""
+simplest one, the dense map."""
 
 import copy
 
@@ -25,14 +25,27 @@ class _ChannelsLast:
 
 
 class KernelMap:
-    """y = W^T x for one kernel layer; `attr` names the kernel attribute of the layer."""
+    """y = W^T x for one kernel layer.
+
+    Attributes:
+        attr: the name of the layer's kernel attribute ("kernel", "depthwise_kernel", ...).
+        layer: the Keras layer.
+        with_bias: whether the layer's bias is added after this map (the last map of a
+            layer).
+        batchnorm: the BatchNormalization folded into the map (`FoldedMap`), else None.
+    """
 
     attr = "kernel"
+    batchnorm = None
 
     def __init__(self, layer, with_bias=False):
         self.layer = layer
-        #: whether the layer's bias is added after this map (the last map of a layer)
         self.with_bias = with_bias
+
+    @property
+    def unfolded(self):
+        """The map without a folded BatchNormalization: the map itself."""
+        return self
 
     @property
     def kernel(self):

@@ -10,6 +10,10 @@ class FoldedMap:
     W * s and the folded bias (b - moving_mean) * s + beta. Both are computed from the
     layers' variables whenever they are read, so the fold follows later weight updates.
     Everything else (applying the map, its padding, the neuron layout) is the base map's.
+
+    Args:
+        base: the kernel map (`KernelMap`).
+        batchnorm: the BatchNormalization layer that follows it.
     """
 
     with_bias = True
@@ -17,6 +21,11 @@ class FoldedMap:
     def __init__(self, base, batchnorm):
         self.base = base
         self.batchnorm = batchnorm
+
+    @property
+    def unfolded(self):
+        """The kernel map without the BatchNormalization."""
+        return self.base
 
     def __getattr__(self, name):
         if name in ("base", "batchnorm"):  # not set yet (copying, unpickling)

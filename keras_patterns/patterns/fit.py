@@ -17,7 +17,7 @@ from .._warn import warn
 from ..canonize import prepare
 from ..errors import InvalidInputError
 from ..graph import OPAQUE
-from ..kinds import unsupported_error
+from ..roles import unsupported_error
 from .checkpoint import Checkpoint, Interruptions
 from .estimators import estimator
 from .identity import fingerprints, layout, pattern_keys

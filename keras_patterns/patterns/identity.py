@@ -3,6 +3,7 @@ Keras' automatic layer names, fingerprints of the architecture and of the weight
 cheap sampled checksum of the weights."""
 
 import hashlib
+from typing import Any, NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -16,19 +17,40 @@ def pattern_keys(graph):
         kmap = node.kernel_map
         base = node.op.name
         # a shared layer folded with different BatchNormalizations maps differently per call
-        who = (id(node.op), id(getattr(kmap, "batchnorm", None)))
+        who = (id(node.op), id(kmap.batchnorm))
         if owner.setdefault(base, who) != who:
             base = "/".join(node.source.split("/")[:-1] + [node.op.name])
-            if getattr(kmap, "batchnorm", None) is not None:
+            if kmap.batchnorm is not None:
                 base = f"{base}+{kmap.batchnorm.name}"
         keys[node] = base if kmap.attr == "kernel" else f"{base}.{kmap.attr}"
     return keys
 
 
-def layout(graph, keys=None):
-    """[(stable key, pattern key, kernel map)] in graph order, one entry per kernel map.
+class KernelEntry(NamedTuple):
+    """One kernel map of a model's `layout`.
 
-    `keys` maps kernel nodes to pattern keys (`pattern_keys`, the default)."""
+    Attributes:
+        stable_key: the map's position and class ("0003_Conv2D_kernel", "_bn" where a
+            BatchNormalization is folded in): the same across runs, used in files.
+        key: its pattern key (`pattern_keys`).
+        kernel_map: the kernel map (`kernels.KernelMap` or `kernels.FoldedMap`).
+    """
+
+    stable_key: str
+    key: str
+    kernel_map: Any
+
+
+def layout(graph, keys=None):
+    """The kernel maps of `graph` in graph order, one `KernelEntry` per pattern key.
+
+    Args:
+        graph: a canonized `graph.Graph`.
+        keys: kernel node -> pattern key (`pattern_keys(graph)`, the default).
+
+    Returns:
+        A list of `KernelEntry`.
+    """
     keys = pattern_keys(graph) if keys is None else keys
     seen, out = set(), []
     for node, key in keys.items():
@@ -39,7 +61,7 @@ def layout(graph, keys=None):
         stable = f"{len(out):04d}_{type(node.op).__name__}_{kmap.attr}"
         if node.batchnorm is not None:
             stable += "_bn"
-        out.append((stable, key, kmap))
+        out.append(KernelEntry(stable, key, kmap))
     return out
 
 
@@ -55,9 +77,10 @@ def _float32_bytes(weights):
 def fingerprints(entries):
     """(architecture, weights) fingerprints of `layout` entries."""
     arch, weights = hashlib.sha256(), hashlib.sha256()
-    for stable, _, kmap in entries:
+    for entry in entries:
+        kmap = entry.kernel_map
         layer = kmap.layer
-        arch.update(f"{stable}{tuple(kmap.kernel.shape)}".encode())
+        arch.update(f"{entry.stable_key}{tuple(kmap.kernel.shape)}".encode())
         for attr in ("strides", "padding", "dilation_rate", "data_format", "groups"):
             arch.update(f"{attr}={getattr(layer, attr, None)}".encode())
         weights.update(_float32_bytes(kmap.kernel))
@@ -84,13 +107,13 @@ def probe(entries):
     entries and the whole bias (and folded BatchNormalization statistics). Reading it costs
     a few small gathers, so it can be compared before every analysis."""
     out = {}
-    for _, key, kmap in entries:
-        base = getattr(kmap, "base", kmap)
+    for entry in entries:
+        kmap = entry.kernel_map
+        base = kmap.unfolded
         parts = [_sample(base.kernel)]
         if base.bias is not None:
             parts.append(_sample(base.bias))
-        bn = getattr(kmap, "batchnorm", None)
-        if bn is not None:
-            parts += [_sample(v) for v in bn.weights]
-        out[key] = np.concatenate(parts)
+        if kmap.batchnorm is not None:
+            parts += [_sample(v) for v in kmap.batchnorm.weights]
+        out[entry.key] = np.concatenate(parts)
     return out

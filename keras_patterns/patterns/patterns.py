@@ -56,17 +56,18 @@ def all_finite(a):
 def check_fit(arrays, entries, where):
     """Refuse pattern arrays (key -> {name: array}) that do not fit the kernel maps of
     `identity.layout` entries: missing layers, other shapes, NaN or inf (naming them)."""
-    missing = [key for _, key, _ in entries if key not in arrays]
+    missing = [entry.key for entry in entries if entry.key not in arrays]
     if missing:
         raise PatternFileError(f"{where}: no patterns for the kernel layer(s) "
                                f"{', '.join(missing)} of this model.")
-    for _, key, kmap in entries:
+    for entry in entries:
+        key, kernel = entry.key, entry.kernel_map.kernel
         for name, a in arrays[key].items():
             shape = tuple(np.shape(a))
-            if shape != tuple(kmap.kernel.shape):
+            if shape != tuple(kernel.shape):
                 raise PatternFileError(
                     f"{where}: pattern '{name}' of layer '{key}' has shape {shape}, the "
-                    f"layer's kernel {tuple(kmap.kernel.shape)}.")
+                    f"layer's kernel {tuple(kernel.shape)}.")
             if not all_finite(a):
                 raise PatternFileError(
                     f"{where}: pattern '{name}' of layer '{key}' holds NaN or inf; refit the "

@@ -125,8 +125,8 @@ def load_patterns(path: Union[str, os.PathLike], model: keras.Model) -> Patterns
             raise PatternFileError(f"Patterns file '{path}' is incomplete (truncated write).")
         arrays, counts, dead, names = {}, {}, {}, {}
         try:
-            for stable, key, _ in entries:
-                g = f["layers"][stable]
+            for entry in entries:
+                key, g = entry.key, f["layers"][entry.stable_key]
                 arrays[key] = {n: g[n][()] for n in g if not n.startswith("count_")}
                 counts[key] = {n[6:]: g[n][()] for n in g if n.startswith("count_")}
                 dead[key] = int(g.attrs["dead"])
@@ -135,5 +135,5 @@ def load_patterns(path: Union[str, os.PathLike], model: keras.Model) -> Patterns
             raise PatternFileError(f"Patterns file '{path}' is damaged ({e}).") from None
     check_fit(arrays, entries, f"Patterns file '{path}'")
     return Patterns(str(attrs["pattern_type"]), arrays, int(attrs["n_samples"]), counts,
-                        dead, names, {stable: key for stable, key, _ in entries},
-                        (arch, weights))
+                    dead, names, {entry.stable_key: entry.key for entry in entries},
+                    (arch, weights))

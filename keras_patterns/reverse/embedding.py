@@ -8,7 +8,7 @@ from .layers import ReverseLayer
 class EmbeddingReverse(ReverseLayer):
     """r_token = sum_d r[token, d]: one explanation value per token."""
 
-    kind = "embedding"
+    label = "embedding"
 
     def reverse(self, xs, ys, rs):
         return [tf.reduce_sum(rs[0], axis=-1)]
@@ -17,7 +17,7 @@ class EmbeddingReverse(ReverseLayer):
 class EmbeddingTimesInputReverse(ReverseLayer):
     """r_token = sum_d e[token, d] r[token, d]: input times signal in embedding space."""
 
-    kind = "embedding_x_input"
+    label = "embedding_x_input"
 
     def reverse(self, xs, ys, rs):
         return [tf.reduce_sum(ys[0] * rs[0], axis=-1)]

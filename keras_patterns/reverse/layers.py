@@ -9,27 +9,34 @@ import keras
 import tensorflow as tf
 
 from .._keras import Untracked
-from ..kinds import is_floating
+from ..graph import is_floating
 from ..vjp import vjp
 
 
 class ReverseLayer(keras.layers.Layer):
     """The reverse of one forward node. Subclasses implement `reverse`.
 
-    context: graph tensors besides the node's own whose values `reverse_in_context` needs;
-        they follow the signals in the layer's inputs.
+    Args:
+        node: the forward `graph.Node`.
+        name: the layer's name (default: `label`, two underscores, the node's name).
+        context: graph tensors besides the node's own whose values `reverse_in_context`
+            needs; they follow the signals in the layer's inputs.
+
+    Attributes:
+        label: what the layer does, in a word ("gradient", "guided", "lrp"): the prefix of
+            its name in summaries and errors.
+        rescales: whether the layer can change the signal's magnitude a lot (a kernel
+            map's back-projection): a scaled signal is renormalised after it (see
+            `reverse.model`).
     """
 
-    #: Short name shown in summaries and errors.
-    kind = "reverse"
-    #: whether the layer can change the signal's magnitude a lot (a kernel map's
-    #: back-projection): a scaled signal is renormalised after it (see `reverse.model`)
+    label = "reverse"
     rescales = False
 
     def __init__(self, node, name=None, context=(), **kwargs):
         safe = node.name.replace("/", ".")
         super().__init__(
-            name=name or f"{self.kind}__{safe}", trainable=False, autocast=False, **kwargs
+            name=name or f"{self.label}__{safe}", trainable=False, autocast=False, **kwargs
         )
         self._node = Untracked(node)
         self._context = Untracked(list(context))
@@ -77,7 +84,7 @@ class ReverseLayer(keras.layers.Layer):
 class GradientReverse(ReverseLayer):
     """The gradient: the vector-Jacobian product of the forward node."""
 
-    kind = "gradient"
+    label = "gradient"
 
     def reverse(self, xs, ys, rs):
         return vjp(self.node.forward, xs, rs)

@@ -141,10 +141,20 @@ def build_reverse_model(graph, reverse_layer_for, mode, start, name="reverse_mod
                         scaled=False):
     """Build the reverse model of `graph` (one output).
 
-    `reverse_layer_for(node)` returns the reverse layer for a node; `mode` is the neuron selection
-    mode and `start` is ``"one"`` (gradient family) or ``"value"`` (the output value y).
-    `scaled` carries the signal with a per-sample scale (see `reverse.scaled`; for
-    reverse passes that are linear in the signal).
+    Args:
+        graph: a canonized `graph.Graph` with one output.
+        reverse_layer_for: node -> the reverse layer (`ReverseLayer`) of that node.
+        mode: the neuron selection mode (`selection.MODES`).
+        start: the start value at the selected output (`selection.STARTS`): "one" (the
+            gradient family), "value" (the output value y: signal, attribution and LRP
+            methods) or "positive_value" (max(y, 0): Deep Taylor).
+        name: the reverse model's name.
+        scaled: carry the signal with a per-sample scale (see `reverse.scaled`; for
+            reverse passes that are linear in the signal).
+
+    Returns:
+        A `keras.Model` from the graph's inputs (and the neuron index in "index" mode) to
+        one explanation per input.
     """
     (output,) = graph.outputs
     names = UniqueNames()

@@ -33,7 +33,7 @@ class PatternReverse(ReverseLayer):
     gated: only rectifiers consume the node's output (the negative regime is blocked).
     """
 
-    kind = "pattern"
+    label = "pattern"
     rescales = True
 
     def __init__(self, node, kernels, gated, rescale=False, **kwargs):

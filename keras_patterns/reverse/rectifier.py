@@ -12,7 +12,7 @@ from .layers import ReverseLayer
 
 
 class DeconvnetReverse(ReverseLayer):
-    kind = "deconvnet"
+    label = "deconvnet"
 
     def reverse(self, xs, ys, rs):
         return [tf.nn.relu(rs[0])]
@@ -21,7 +21,7 @@ class DeconvnetReverse(ReverseLayer):
 class GuidedReverse(ReverseLayer):
     """relu(r) times the forward derivative (1 where the unit was active)."""
 
-    kind = "guided"
+    label = "guided"
 
     def reverse(self, xs, ys, rs):
         return vjp(self.node.forward, xs, [tf.nn.relu(rs[0])])

@@ -36,11 +36,18 @@ class DiagonalMap:
 
 
 class KernelRelevance(ReverseLayer):
-    """An LRP rule at one linear node. `preprocessing`: the element-wise affine and routing
-    nodes between the model input and this node (an input layer), whose map the rule may
-    need (input bounds given in the model's units)."""
+    """An LRP rule at one kernel or element-wise affine node.
 
-    kind = "lrp"
+    Args:
+        node: the forward node.
+        rule: the LRP rule (`rules.lrp.Rule`).
+        nonnegative: whether the node's input is >= 0 by construction.
+        preprocessing: the element-wise affine and routing nodes between the model input
+            and this node (an input layer), whose map the rule may need (input bounds given
+            in the model's units).
+    """
+
+    label = "lrp"
 
     def __init__(self, node, rule, nonnegative=False, preprocessing=(), **kwargs):
         self._preprocessing = list(preprocessing)
@@ -69,7 +76,7 @@ class KernelRelevance(ReverseLayer):
 
 
 class SumRelevance(ReverseLayer):
-    kind = "lrp_sum"
+    label = "lrp_sum"
 
     def reverse(self, xs, ys, rs):
         s = rs[0] / stabilize(ys[0])
@@ -78,7 +85,7 @@ class SumRelevance(ReverseLayer):
 
 
 class PassRelevance(ReverseLayer):
-    kind = "pass"
+    label = "pass"
 
     def reverse(self, xs, ys, rs):
         return [rs[0]]

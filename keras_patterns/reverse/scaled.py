@@ -18,10 +18,10 @@ rectifier gates, max-pooling routes and the gradient elsewhere are all linear in
 import keras
 import tensorflow as tf
 
-#: log scale of an all-zero signal: below every real scale, and exp of it minus any real
-#: scale is exactly 0 (-inf would give NaN where two zero signals meet)
+# The log scale of an all-zero signal: below every real scale, and exp of it minus any real
+# scale is exactly 0 (-inf would give NaN where two zero signals meet).
 ZERO = -1e30
-#: |log c| up to which the result is returned in its own units
+# |log c| up to which the result is returned in its own units.
 LIMIT = 60.0
 
 
