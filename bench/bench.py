@@ -43,7 +43,7 @@ import tensorflow as tf  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import keras_patterns as kp  # noqa: E402
 
-#: method -> the goal of its analyze/forward ratio
+# method -> the goal of its analyze/forward ratio
 ANALYSIS_GOALS = {
     "gradient": 2.2, "guided_backprop": 2.2, "deconvnet": 2.2, "pattern.net": 2.2,
     "pattern.attribution": 2.2, "lrp.z": 2.4, "lrp.epsilon": 2.4, "lrp.alpha_1_beta_0": 3.0,

@@ -6,9 +6,9 @@ from typing import Optional
 
 import numpy as np
 
-#: what a destroyed patch becomes (see `replacement_images`)
+# what a destroyed patch becomes (see `replacement_images`)
 REPLACE = ("patch_mean", "image_mean", "zero", "blur", "uniform")
-#: the orders patches are destroyed in (see `patch_order`)
+# the orders patches are destroyed in (see `patch_order`)
 ORDERS = ("most_relevant_first", "least_relevant_first", "random")
 
 def patch_grid(height: int, width: int, patch_size: int) -> tuple:

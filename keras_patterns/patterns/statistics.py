@@ -40,7 +40,7 @@ import tensorflow as tf
 
 from ..kernels import shape_of
 
-#: regimes whose counts and output sums are always gathered (metadata, relu.eq8's E[y])
+# regimes whose counts and output sums are always gathered (metadata, relu.eq8's E[y])
 COUNTED = ("plus", "minus")
 
 

@@ -9,8 +9,8 @@ from ..analyzers import create_analyzer
 from ..version import __version__
 from . import figures, toy
 
-#: the attributions of the paper's Fig. 4: the estimators' PatternAttribution and S_x (the
-#: z-rule), beside other attribution methods
+# the attributions of the paper's Fig. 4: the estimators' PatternAttribution and S_x (the
+# z-rule), beside other attribution methods
 DEGRADATION_METHODS = {
     "S_x (lrp.z)": ("lrp.z", {}),
     "S_w (pattern.attribution, filter)": ("pattern.attribution", {"pattern_type": "filter"}),
