@@ -24,7 +24,7 @@ import keras
 import numpy as np
 
 from ..compiled import compiled
-from ..inputs import check_batch_size
+from ..inputs import check_batch_size, positive_int
 from ..roles import softmax_output
 from ..utils import model_wo_softmax
 from ..visualize.batches import check_batch
@@ -191,13 +191,11 @@ def degradation(
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}.")
     if score not in SCORES:
         raise ValueError(f"score must be one of {SCORES}, got {score!r}.")
-    if isinstance(patch_size, bool) or not isinstance(patch_size, (int, np.integer)) \
-            or patch_size < 1:
-        raise ValueError(f"patch_size must be a positive int, got {patch_size!r}.")
+    patch_size = positive_int(patch_size, "patch_size")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ValueError(f"steps must be a non-negative int, got {steps!r}.")
     batch_size = check_batch_size(batch_size)
-    patch_size, steps = int(patch_size), int(steps)
+    steps = int(steps)
 
     x = _images(x, "x")
     model_shape = x.shape

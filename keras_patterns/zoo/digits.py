@@ -29,6 +29,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from ..inputs import positive_int
 from ..loading import load_model
 from .extras import require
 
@@ -137,8 +138,7 @@ def train_cnn(epochs=DEFAULT_EPOCHS, seed=0, verbose=0, *, batch_size=32, data=N
     Raises:
         ValueError: ``epochs`` not a positive int.
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    epochs = positive_int(epochs, "epochs")
     x_train, y_train, x_test, y_test = data if data is not None else load_digits_data()
     keras.utils.set_random_seed(seed)
     model = build_cnn()

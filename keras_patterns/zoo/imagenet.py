@@ -31,6 +31,8 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
+from ..inputs import positive_int
+
 # ImageNet channel means subtracted by the "caffe" mode, in its (B, G, R) order.
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 # Per-channel (R, G, B) mean and standard deviation of the "torch" mode (pixels / 255).
@@ -127,8 +129,7 @@ def build(name, weights="imagenet", input_size=IMAGENET_SIZE, classes=IMAGENET_C
     _check_channels_last()
     if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < MIN_SIZE:
         raise ValueError(f"input_size must be an int of at least {MIN_SIZE}, got {input_size!r}")
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
-        raise ValueError(f"classes must be a positive int, got {classes!r}")
+    classes = positive_int(classes, "classes")
     if weights == "imagenet" and (input_size != IMAGENET_SIZE or classes != IMAGENET_CLASSES):
         raise ValueError(
             f"the ImageNet weights of {fam.constructor} (with its classifier) need "
