@@ -31,7 +31,7 @@ import numpy as np
 
 from .. import visualize
 from ..analyzers import create_analyzer
-from .checks import Arguments, _image_batch, _needs_fit, _positive_int
+from .checks import Arguments, _image_batch, _positive_int
 from .output import _random_state_kept, _save_png, tensorboard_installed, write_image_summary
 
 #: Methods drawn when none are chosen: a signal (shown with ``project``) and an attribution
@@ -45,10 +45,10 @@ class ExplanationGrid(Arguments, keras.callbacks.Callback):
     """Draws explanations of fixed images every few epochs while a model trains.
 
     At the end of epoch ``e`` (counted from 1, as Keras prints them) with ``e % every == 0``
-    each method explains ``images`` with the model's weights at that moment; the pattern
-    methods (``pattern.net``, ``pattern.attribution``) first refit their patterns on
-    ``fit_data`` (patterns describe the weights they were fitted for, so they are refitted
-    every time). The explanations are drawn with :func:`keras_patterns.visualize.grid`
+    each method explains ``images`` with the model's weights at that moment; the methods
+    that need fitting (``needs_fit``: ``pattern.net``, ``pattern.attribution``) are first
+    refitted on ``fit_data`` (patterns describe the weights they were fitted for, so they
+    are refitted every time). The explanations are drawn with :func:`keras_patterns.visualize.grid`
     (``row_labels`` from ``labels``, columns labelled ``"input"`` and the method names
     unless ``grid_kwargs`` says otherwise) and the picture is
 
@@ -276,7 +276,7 @@ class ExplanationGrid(Arguments, keras.callbacks.Callback):
         maps = {}
         with _random_state_kept():
             for name, analyzer in self._analyzers.items():
-                if _needs_fit(name, self.method_kwargs[name]):
+                if analyzer.needs_fit:
                     analyzer.fit(self._fit_data(), **self.fit_kwargs)
                 selection = {}
                 if self.neuron_selection is not None:
