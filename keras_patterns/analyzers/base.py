@@ -156,8 +156,8 @@ class Analyzer(Compatible):
     @property
     def is_fitted(self):
         """Whether `analyze` can run as far as fitting goes: always for a method that needs
-        no fit; a method that does tells when it has been fitted (the pattern analyzers:
-        patterns set), and otherwise counts as not fitted."""
+        no fit; a method that needs fit overrides this to say when it has been fitted (the
+        pattern analyzers: once their patterns are set)."""
         return not self.needs_fit
 
     # -- the model's graph ---------------------------------------------------------------
@@ -352,7 +352,10 @@ class Analyzer(Compatible):
         return result if n_inputs > 1 else result[0]
 
     def _before_analyze(self):
-        """Checks of the analyzer's state before an analysis (see the pattern analyzers)."""
+        """Checks of the analyzer's state before an analysis: fitted if it needs fit."""
+        if self.needs_fit and not self.is_fitted:
+            raise InvalidInputError(f"'{self.name}' learns from data: call "
+                                    "analyzer.fit(data) before analyze.")
 
     def _analyze_batch(self, xs, index, strategy):
         """The explanation of one chunk: numpy arrays or tensors, one per input."""

@@ -34,12 +34,22 @@ def _to_kernel(kmap, vector):
     return np.asarray(kmap.neuron_to_kernel(vector))
 
 
-def _normalise(kmap, w, direction, valid):
+def normalise(kmap, w, direction, valid):
     """direction / (w^T direction) per neuron; zero where invalid or w^T direction ~ 0.
 
     Any positive multiple of a neuron's direction gives the same pattern. One kernel-sized
     array is allocated (VGG16's first dense layer holds 103 M weights): the products
-    w * direction, whose buffer then takes the pattern; `direction` is only read."""
+    w * direction, whose buffer then takes the pattern; `direction` is only read.
+
+    Args:
+        kmap: the layer's kernel map.
+        w: its kernel (float32 or float64).
+        direction: a kernel-shaped array, one direction per neuron.
+        valid: per neuron, whether it has a direction (a boolean vector).
+
+    Returns:
+        (the patterns, a kernel-shaped float64 array; per neuron whether it got one).
+    """
     product = np.multiply(w, direction, dtype=np.float64)
     denom = _per_neuron(kmap, product)
     scale = _per_neuron(kmap, np.abs(product, out=product))
@@ -129,7 +139,7 @@ class TwoComponent(Estimator):
             if "c_xy" not in stats[regime]:
                 continue  # not gathered (a regime that never passes a signal)
             direction, valid = self.direction(kmap, stats, regime)
-            out[name], ok_r = _normalise(kmap, w, direction, valid)
+            out[name], ok_r = normalise(kmap, w, direction, valid)
             if regime == "plus":
                 ok = ok_r
         return out, int((~ok).sum())
@@ -154,7 +164,7 @@ class Linear(Estimator):
     def estimate(self, kmap, w, stats=None, rng=None):
         # the co-moment n cov[x, y]: the normalisation removes the factor n
         both = stats["all"]
-        a, ok = _normalise(kmap, w, both["c_xy"], both["n"] > 1)
+        a, ok = normalise(kmap, w, both["c_xy"], both["n"] > 1)
         return {"a": a}, int((~ok).sum())
 
 
@@ -169,7 +179,7 @@ class FromWeights(Estimator):
         raise NotImplementedError
 
     def estimate(self, kmap, w, stats=None, rng=None):
-        a, ok = _normalise(kmap, w, self.direction(w, rng), np.ones(kmap.output_channels,
+        a, ok = normalise(kmap, w, self.direction(w, rng), np.ones(kmap.output_channels,
                                                                      bool))
         return {"a": a}, int((~ok).sum())
 
