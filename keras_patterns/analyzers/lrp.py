@@ -9,8 +9,8 @@ The relevance starts as the selected output value y and is redistributed layer b
 kernel layers (BatchNormalization folded in) and element-wise affine layers with the rule
 their composite assigns (`rules.composite`), sums (Add, average pooling, ...) in proportion
 to the contributions, max-pooling to the winner, reshapes and concatenation by routing,
-element-wise activations unchanged. Every rule of the registry (`rules.lrp.RULES`) is an
-analyzer "lrp.<rule>", every preset (`rules.composite.PRESETS`) one too. Names, parameters
+element-wise activations unchanged. Every rule of the registry (`rules.catalog.RULES`) is an
+analyzer "lrp.<rule>", every preset (`rules.catalog.PRESETS`) one too. Names, parameters
 and defaults follow iNNvestigate; where its numbers are wrong this package differs (see
 `docs/design.md`).
 

@@ -34,10 +34,10 @@ from ..analyzers import create_analyzer
 from .checks import Arguments, _image_batch, _positive_int
 from .output import _random_state_kept, _save_png, tensorboard_installed, write_image_summary
 
-#: Methods drawn when none are chosen: a signal (shown with ``project``) and an attribution
-#: (shown as a heat map).
+# Methods drawn when none are chosen: a signal (shown with ``project``) and an attribution
+# (shown as a heat map).
 DEFAULT_METHODS = ("gradient", "pattern.attribution")
-#: ``grid`` arguments the callback sets itself.
+# ``grid`` arguments the callback sets itself.
 _GRID_OWN = ("images", "explanations", "row_labels", "path")
 
 
@@ -78,11 +78,12 @@ class ExplanationGrid(Arguments, keras.callbacks.Callback):
         out_dir: folder of the PNG files (created if needed), or None for none.
         log_dir: folder of the TensorBoard event file, or None for none. At least one of
             ``out_dir`` and ``log_dir`` must be given.
-        fit_data: the data the pattern methods refit their patterns on at every drawing:
-            arrays, an ``(x, y)`` tuple, a finite ``tf.data.Dataset``, a
-            ``keras.utils.PyDataset``, or a function without arguments returning such data
-            or a fresh generator (a generator itself is refused: it would be exhausted
-            after the first fit). Required when a method fits patterns.
+        fit_data: the data the methods that need fitting (the pattern methods: their
+            patterns) are refitted on at every drawing: arrays, an ``(x, y)`` tuple, a
+            finite ``tf.data.Dataset``, a ``keras.utils.PyDataset``, or a function without
+            arguments returning such data or a fresh generator (a generator itself is
+            refused: it would be exhausted after the first fit). Required when a method
+            needs fitting.
         labels: ``R`` row labels (any objects, drawn with ``str``), or None for none.
         method_kwargs: ``{method name: dict of create_analyzer keyword arguments}``, e.g.
             ``{"smoothgrad": {"augment_by_n": 16}}``. SmoothGrad and ``random`` get

@@ -42,7 +42,7 @@ import numpy as np
 
 from ..analyzers import analyzer_class, create_analyzer
 
-#: the class shapes, 5 x 5 ("#" is signal)
+# the class shapes, 5 x 5 ("#" is signal)
 SHAPES = {
     "cross": ["..#..", "..#..", "#####", "..#..", "..#.."],
     "square": ["#####", "#...#", "#...#", "#...#", "#####"],
@@ -59,10 +59,10 @@ METHODS = {name: analyzer_class(name).returns for name in (
     "random", "input_t_gradient", "integrated_gradients", "lrp.z", "lrp.epsilon",
     "lrp.alpha_1_beta_0", "lrp.alpha_2_beta_1", "deep_taylor", "pattern.attribution")}
 
-#: parameters of the default methods (seeded noise)
+# parameters of the default methods (seeded noise)
 METHOD_KWARGS = {"random": {"seed": 0}, "smoothgrad": {"seed": 0}}
 
-#: the generator's defaults
+# the generator's defaults
 AMPLITUDE = (1.0, 2.0)
 DISTRACTOR_STRENGTH = (2.0, 4.0)
 FREQUENCY = (0.04, 0.12)

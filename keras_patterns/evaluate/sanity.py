@@ -35,7 +35,7 @@ from .correlation import (  # noqa: F401 - part of this module's interface
     ranks,
 )
 
-#: the weights that make a layer a "kernel layer" for randomisation
+# the weights that make a layer a "kernel layer" for randomisation
 KERNEL_WEIGHTS = ("kernel", "depthwise_kernel", "pointwise_kernel", "embeddings")
 
 

@@ -32,8 +32,8 @@ DEEP_TAYLOR_PAPER = ("Montavon, Lapuschkin, Binder, Samek and Mueller, Explainin
                      "classification decisions with deep Taylor decomposition, Pattern "
                      "Recognition 2017")
 
-#: Stabiliser of the rules without an epsilon of their own (z, w², flat, alpha-beta, ...): the
-#: value a zero denominator is replaced by (iNNvestigate's, Keras' `epsilon()`).
+# Stabiliser of the rules without an epsilon of their own (z, w², flat, alpha-beta, ...): the
+# value a zero denominator is replaced by (iNNvestigate's, Keras' `epsilon()`).
 EPSILON = 1e-7
 
 

@@ -4,9 +4,9 @@ import numbers
 
 import numpy as np
 
-#: Diverging colour tables: RGB anchors in [0, 255], evenly spaced over [-1, 1] and linearly
-#: interpolated in between. "bwr": blue, white, red. "seismic": dark blue, blue, white, red,
-#: dark red (more contrast at the extremes).
+# Diverging colour tables: RGB anchors in [0, 255], evenly spaced over [-1, 1] and linearly
+# interpolated in between. "bwr": blue, white, red. "seismic": dark blue, blue, white, red,
+# dark red (more contrast at the extremes).
 COLOR_TABLES = {
     "bwr": ((0, 0, 255), (255, 255, 255), (255, 0, 0)),
     "seismic": ((0, 0, 77), (0, 0, 255), (255, 255, 255), (255, 0, 0), (128, 0, 0)),
