@@ -284,7 +284,7 @@ def main(argv=None):
     # are fitted once for all of them, unless the type is computed from the weights alone
     pattern_methods = [m for m in args.methods if analyzer_class(m).needs_fit]
     patterns = None
-    if pattern_methods and kp.patterns.estimator(args.pattern_type).fitted:
+    if pattern_methods and kp.patterns.estimator(args.pattern_type).needs_fit:
         folder = args.fit_images or args.images
         start = time.perf_counter()
         patterns = fit_patterns_on_folder(model, folder, name=args.model,

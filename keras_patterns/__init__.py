@@ -14,16 +14,16 @@ import importlib
 
 from .version import __version__
 
-#: public name -> (module, attribute); None: the module itself
+# public name -> (module, attribute)
 _EXPORTS = {
     "create_analyzer": ("analyzers", "create_analyzer"),
     "list_analyzers": ("analyzers", "list_analyzers"),
+    "register_analyzer": ("analyzers", "register_analyzer"),
     "InvalidInputError": ("errors", "InvalidInputError"),
     "NotAnalyzableModelError": ("errors", "NotAnalyzableModelError"),
     "NumericalError": ("errors", "NumericalError"),
     "PatternFileError": ("errors", "PatternFileError"),
-    # iNNvestigate's name of NotAnalyzableModelError
-    "NotAnalyzeableModelException": ("errors", "NotAnalyzableModelError"),
+    "NotAnalyzeableModelException": ("innvestigate", "NotAnalyzeableModelException"),
     "Patterns": ("patterns", "Patterns"),
     "compute_patterns": ("patterns", "compute_patterns"),
     "load_patterns": ("patterns", "load_patterns"),

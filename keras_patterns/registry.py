@@ -10,8 +10,11 @@ layer kind.
 
 Every listing reads the registry when it is asked (`names()`, iteration, `in`), so an entry
 registered after import appears everywhere at once. A registry may be followed
-(`follow(callback)`): the callback sees every entry registered so far and every later one
-(the LRP analyzers follow the rules and the presets this way).
+(`follow(on_register, on_unregister)`): the first callback sees every entry registered so
+far and every later one, the second every removal (the LRP analyzers follow the rules and
+the presets this way). `unregister` removes an entry (a test cleaning up after itself); the
+dict spellings `registry[name] = entry` and `registry.pop(name)` do the same as
+`register(name, entry, replace=True)` and `unregister(name)`.
 """
 
 import difflib
@@ -26,12 +29,18 @@ class Registry:
             identity by default.
         error: the exception class raised for an unknown name (KeyError by default; the
             registries whose names are parameter values raise ValueError).
+        hint: the end of the message for an unknown name without close matches (default:
+            the list of names).
+        base: for a registry of classes, the class every entry must derive from; an entry
+            then takes its registered name as its `name` attribute.
     """
 
-    def __init__(self, what, normalize=None, error=KeyError):
+    def __init__(self, what, normalize=None, error=KeyError, hint=None, base=None):
         self.what = what
+        self.base = base
         self._normalize = normalize or (lambda name: name)
         self._error = error
+        self._hint = hint
         self._entries = {}
         self._followers = []
 
@@ -58,16 +67,42 @@ class Registry:
             raise ValueError(
                 f"A {self.what} named {name!r} is registered already; pass replace=True to "
                 "replace it.")
+        if self.base is not None:
+            if not (isinstance(entry, type) and issubclass(entry, self.base)):
+                raise ValueError(f"A {self.what} must be a subclass of "
+                                 f"{self.base.__name__}, got {entry!r}.")
+            if vars(entry).get("name") not in (None, name):
+                raise ValueError(f"The {self.what} {entry.__name__} is named "
+                                 f"{entry.name!r}; it cannot be registered as {name!r}.")
+            entry.name = name
         self._entries[name] = entry
-        for callback in self._followers:
-            callback(name, entry)
+        for on_register, _ in self._followers:
+            on_register(name, entry)
         return entry
 
-    def follow(self, callback):
-        """Call `callback(name, entry)` for every entry, now and whenever one is added."""
-        self._followers.append(callback)
+    def unregister(self, name):
+        """Remove the entry registered under `name` (exactly that name).
+
+        Returns:
+            The entry.
+
+        Raises:
+            KeyError: no entry has that name.
+        """
+        if name not in self._entries:
+            raise KeyError(f"No {self.what} is registered under {name!r}.")
+        entry = self._entries.pop(name)
+        for _, on_unregister in self._followers:
+            if on_unregister is not None:
+                on_unregister(name, entry)
+        return entry
+
+    def follow(self, on_register, on_unregister=None):
+        """Call `on_register(name, entry)` for every entry, now and whenever one is added
+        (or replaced), and `on_unregister(name, entry)` whenever one is removed."""
+        self._followers.append((on_register, on_unregister))
         for name, entry in list(self._entries.items()):
-            callback(name, entry)
+            on_register(name, entry)
 
     def find(self, name):
         """The entry of `name` in any accepted spelling, or None."""
@@ -88,12 +123,22 @@ class Registry:
 
     def unknown(self, name, hint=None):
         """The message for a name that is not registered: the closest names, or all."""
+        return f"No {self.what} named {name!r}; {self.suggest(name, hint)}"
+
+    def suggest(self, name, hint=None):
+        """"did you mean ...?" with the names closest to `name`, else `hint` (default: the
+        registry's hint, or the list of names)."""
         close = difflib.get_close_matches(str(name), list(self._entries), n=3, cutoff=0.6)
         if close:
-            suggestion = f"did you mean {' or '.join(map(repr, close))}?"
-        else:
-            suggestion = hint or f"the {self.what}s are {', '.join(map(repr, self._entries))}."
-        return f"No {self.what} named {name!r}; {suggestion}"
+            return f"did you mean {' or '.join(map(repr, close))}?"
+        hint = hint or self._hint
+        return hint or f"the {self.what}s are {', '.join(map(repr, self._entries))}."
+
+    def __setitem__(self, name, entry):
+        self.register(name, entry, replace=True)
+
+    def pop(self, name):
+        return self.unregister(name)
 
     def get(self, name, default=None):
         entry = self.find(name)

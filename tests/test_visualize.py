@@ -311,10 +311,13 @@ def test_grid_rgb_channels_first_any_range(n):
         )
 
 
-def test_grid_kinds_override_and_default_cell():
+def test_grid_styles_override_and_default_cell():
     images = digit_like(2, 8, 8)
     e = digit_like(2, 8, 8, seed=3) - 0.5
-    picture = vis.grid(images, {"gradient": e}, col_labels=False, kinds={"gradient": "graymap"})
+    picture = vis.grid(images, {"gradient": e}, col_labels=False, styles={"gradient": "graymap"})
+    # the former name of styles still works
+    same = vis.grid(images, {"gradient": e}, col_labels=False, kinds={"gradient": "graymap"})
+    np.testing.assert_array_equal(np.asarray(same), np.asarray(picture))
     # default cell: 8 x round(96 / 8) = 96
     assert picture.size == (2 * 96 + 3 * 2, 2 * 96 + 3 * 2)
     g = np.abs(e[0, :, :, 0])
@@ -385,18 +388,46 @@ def test_errors_name_the_problem():
         vis.grid(good, {"lrp.z": good}, row_labels=["a"])
     with pytest.raises(ValueError, match="col_labels must have 2 entries, got 3"):
         vis.grid(good, {"lrp.z": good}, col_labels=["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"styles\['lrp.z'\] must be one of"):
+        vis.grid(good, {"lrp.z": good}, styles={"lrp.z": "contour"})
+    with pytest.raises(ValueError, match="styles names methods not in explanations"):
+        vis.grid(good, {"lrp.z": good}, styles={"lrp.zz": "heatmap"})
+    with pytest.raises(ValueError, match="styles must be a dict"):
+        vis.grid(good, {"lrp.z": good}, styles=["heatmap"])
     with pytest.raises(ValueError, match=r"kinds\['lrp.z'\] must be one of"):
         vis.grid(good, {"lrp.z": good}, kinds={"lrp.z": "contour"})
-    with pytest.raises(ValueError, match="kinds names methods not in explanations"):
-        vis.grid(good, {"lrp.z": good}, kinds={"lrp.zz": "heatmap"})
-    with pytest.raises(ValueError, match="kinds must be a dict"):
-        vis.grid(good, {"lrp.z": good}, kinds=["heatmap"])
     with pytest.raises(ValueError, match="pad must be a non-negative int"):
         vis.grid(good, {}, pad=-1)
     with pytest.raises(ValueError, match="cell must be a positive int"):
         vis.grid(good, {}, cell=0)
     with pytest.raises(ValueError, match="explanations must be a dict"):
         vis.grid(good, [good])
+
+
+@pytest.mark.parametrize("cell,lines", [
+    (48, ["lrp.", "alpha_2_", "beta_1"]),
+    (100, ["lrp.alpha_2_beta_1"]),
+])
+def test_grid_titles_keep_their_dots_when_wrapped(cell, lines):
+    """A title wider than its cell is broken after its dot, which ends the line; the header
+    holds exactly those lines, drawn centred as the docstring says."""
+    from PIL import ImageDraw
+
+    font = ImageFont.load_default()
+    name = "lrp.alpha_2_beta_1"
+    assert (math.ceil(font.getlength(name)) <= cell) == (len(lines) == 1)
+    picture = vis.grid(np.zeros((1, 4, 4)), {name: np.ones((1, 4, 4))}, cell=cell, pad=2)
+    height = line_height(font)
+    top = len(lines) * height + 6
+    want = Image.new("RGB", (picture.width, top), "white")
+    draw = ImageDraw.Draw(want)
+    for column, column_lines in enumerate([["input"], lines]):
+        x0 = 2 + column * (cell + 2)
+        for i, line in enumerate(column_lines):
+            offset = max(0, (cell - math.ceil(font.getlength(line))) // 2)
+            draw.text((x0 + offset, 3 + i * height), line, fill="black", font=font)
+    assert picture.height == top + cell + 2 * 2
+    np.testing.assert_array_equal(np.asarray(picture)[:top], np.asarray(want))
 
 
 def test_module_needs_neither_tensorflow_nor_matplotlib():

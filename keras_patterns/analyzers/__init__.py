@@ -1,60 +1,32 @@
-"""Analyzers by name, and `create_analyzer` / `list_analyzers`."""
+"""Analyzers by name: `create_analyzer`, `list_analyzers`, `register_analyzer`.
 
-import difflib
+Each method is a class registered under its name (`catalog`); the modules below register
+theirs when imported, in the order `list_analyzers()` shows them: the baselines, the
+gradient family, the rectifier methods, the pattern methods, LRP (one analyzer per rule and
+per preset of `keras_patterns.rules`, also those registered later) and Deep Taylor.
+"""
+
 import os
 from typing import Union
 
 import keras
 
-from .base import Analyzer, ReverseAnalyzer
-from .baselines import InputAnalyzer, RandomAnalyzer
-from .deep_taylor import BoundedDeepTaylor, DeepTaylor
-from .gradient import Gradient, InputTimesGradient, IntegratedGradients, SmoothGrad
-from .lrp import LRP, lrp_analyzer, lrp_analyzers
+# The modules register their analyzers when imported, in this order.
+# isort: off
+from . import baselines, gradient, rectifier, pattern, lrp, deep_taylor  # noqa: F401
+# isort: on
+from .base import Analyzer, UnknownParameterError
+from .catalog import (
+    ANALYZERS,
+    analyzer_class,
+    list_analyzers,
+    register_analyzer,
+    signal_methods,
+    unregister_analyzer,
+)
+from .lrp import LRP
 from .pattern import PatternAttribution, PatternNet
-from .rectifier import Deconvnet, GuidedBackprop
-
-#: name -> analyzer class (rules registered later are found by `analyzer_class`)
-ANALYZERS = {
-    cls.name: cls
-    for cls in (
-        InputAnalyzer,
-        RandomAnalyzer,
-        Gradient,
-        InputTimesGradient,
-        SmoothGrad,
-        IntegratedGradients,
-        Deconvnet,
-        GuidedBackprop,
-        PatternNet,
-        PatternAttribution,
-        *lrp_analyzers(),
-        DeepTaylor,
-        BoundedDeepTaylor,
-    )
-}
-
-
-def analyzer_class(name):
-    """The analyzer class of a method name (an LRP rule registered after import included)."""
-    cls = ANALYZERS.get(name) or lrp_analyzer(str(name))
-    if cls is None:
-        close = difflib.get_close_matches(str(name), ANALYZERS, n=3, cutoff=0.6)
-        hint = (f"did you mean {' or '.join(map(repr, close))}?" if close
-                else "kp.list_analyzers() lists them.")
-        raise KeyError(f"No analyzer named {name!r}; {hint}")
-    ANALYZERS.setdefault(cls.name, cls)
-    return cls
-
-
-def list_analyzers() -> dict:
-    """The analyzers' names, each with a one-line description.
-
-    Returns:
-        dict: method name -> description, in a fixed order (rules registered with
-        `keras_patterns.rules.register` appear once used by name).
-    """
-    return {name: cls.description for name, cls in ANALYZERS.items()}
+from .reverse import ReverseAnalyzer
 
 
 def create_analyzer(name: str, model: Union[keras.Model, str, os.PathLike],
@@ -76,10 +48,13 @@ def create_analyzer(name: str, model: Union[keras.Model, str, os.PathLike],
     Raises:
         KeyError: an unknown name (the message suggests the closest names).
         NotAnalyzableModelError: a model or layer the method cannot explain.
-        TypeError, ValueError: unknown or invalid parameters.
+        UnknownParameterError: a keyword the method does not take (a TypeError and a
+            ValueError; the message names the method's parameters and the closest one).
+        TypeError, ValueError: invalid parameters.
     """
     return analyzer_class(name)(model, neuron_selection_mode=neuron_selection_mode, **kwargs)
 
 
-__all__ = ["ANALYZERS", "Analyzer", "ReverseAnalyzer", "LRP", "analyzer_class",
-           "create_analyzer", "list_analyzers"]
+__all__ = ["ANALYZERS", "Analyzer", "LRP", "PatternAttribution", "PatternNet",
+           "ReverseAnalyzer", "UnknownParameterError", "analyzer_class", "create_analyzer",
+           "list_analyzers", "register_analyzer", "signal_methods", "unregister_analyzer"]

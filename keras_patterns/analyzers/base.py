@@ -1,5 +1,7 @@
-"""Analyzer base classes: model checks, input handling, batching and the compiled function."""
+"""The analyzer base class: what a method is, model checks, input handling and batching."""
 
+import difflib
+import inspect
 from typing import Any, Optional, Sequence, Union
 
 import keras
@@ -19,14 +21,19 @@ from ..errors import (
 )
 from ..flatten import wrap_model
 from ..graph import EMBEDDING, OPAQUE
+from ..innvestigate import KEYWORDS, Compatible, accept_keywords
 from ..inputs import check_batch_size, in_form, standardize
 from ..loading import load_model
-from ..reverse import EmbeddingReverse, GradientReverse, build_reverse_model
 from ..roles import unsupported_error
 from ..selection import check_mode, normalize_index
 
 
-class Analyzer:
+class UnknownParameterError(TypeError, ValueError):
+    """A keyword argument that the method does not take (a TypeError, as Python raises for
+    an unexpected keyword, and a ValueError, as every other bad argument here)."""
+
+
+class Analyzer(Compatible):
     """Explains one output of a Keras model.
 
     Args (shared by every analyzer):
@@ -41,62 +48,53 @@ class Analyzer:
         allow_lambda_layers: a `keras.layers.Lambda` layer computes arbitrary code, so it is
             refused unless this is True (as in iNNvestigate); then it is reversed by its
             gradient (by every method).
-        reverse_verbose, reverse_check_min_max_values, reverse_keep_tensors,
-            reverse_reapply_on_copied_layers, disable_model_checks: iNNvestigate's keywords,
-            accepted so that its code runs unchanged; no effect here (nothing is copied;
-            the model checks are needed for correct numbers).
-        reverse_check_finite: always on here (a non-finite explanation raises
-            `NumericalError`).
-        reverse_project_bottleneck_layers: not needed (PatternNet's signal carries its
-            scale).
-        reverse_clip_values: refused when set (it would change the numbers).
+        **innvestigate_keywords: iNNvestigate's constructor keywords, accepted without
+            effect so that its code runs unchanged (`keras_patterns.innvestigate.KEYWORDS`).
 
     Raises:
         NotAnalyzableModelError: a model or layer this method cannot explain, naming it.
+        UnknownParameterError: a keyword the method does not take, naming the method's
+            parameters and the closest one.
+
+    A subclass describes its method in class attributes (`returns`, `needs_fit`,
+    `example`, `citation`, `description`; its name is the one it is registered under) and
+    keeps this construction contract: its `__init__` checks and stores its own parameters,
+    then calls `super().__init__(model, **kwargs)`, which loads the model and, once the
+    model's graph is known (at once; for a subclassed model at the first `analyze`), calls
+    `_check_model(graph)` (refuse what the method cannot explain; no state) and then
+    `_prepare(graph)` (the state the method derives from the graph). Nothing after
+    `super().__init__` may need the graph.
     """
 
     name = None
     description = ""
     # What the method returns: "signal" (an estimate of the input's signal, in input units,
-    # shown projected onto the input's colours) or "attribution" (each input's share of
-    # the explained output, shown as a heat map).
+    # shown projected onto the input's colours: the gradient family's saliency, DeConvNet,
+    # Guided Backprop, PatternNet, and the input itself) or "attribution" (each input's
+    # share of the explained output, shown as a heat map).
     returns = "attribution"
     # Whether `fit(data)` must run before `analyze` (an instance may differ from its class:
-    # the pattern analyzers with an unfitted pattern type need no data).
+    # the pattern analyzers with an unfitted pattern type need no data; see
+    # `needs_fit_with`).
     needs_fit = False
     # Keyword arguments of a quick example on a small CNN with inputs in [0, 1], for the
     # methods that cannot run on the model alone (`keras-patterns check`, the demo).
     example = {}
     # The paper that defines the method.
     citation = ""
-    #: fold BatchNormalization into the kernel map before it (rules that need the
-    #: effective linear map: patterns, LRP)
+    # Fold BatchNormalization into the kernel map before it (rules that need the effective
+    # linear map: patterns, LRP).
     fold_batchnorm = False
-    #: whether the method reverses layers it has no rule for by their gradient (the
-    #: gradient family); the others refuse such ("opaque") layers, naming them
+    # Whether the method reverses layers it has no rule for by their gradient (the gradient
+    # family); the others refuse such ("opaque") layers, naming them.
     explains_any_layer = False
 
-    def __init__(
-        self,
-        model,
-        neuron_selection_mode="max_activation",
-        output_index=None,
-        batch_size=64,
-        jit_compile=False,
-        allow_lambda_layers=False,
-        reverse_verbose=False,
-        reverse_clip_values=False,
-        reverse_project_bottleneck_layers=False,
-        reverse_check_min_max_values=False,
-        reverse_check_finite=False,
-        reverse_keep_tensors=False,
-        reverse_reapply_on_copied_layers=False,
-        disable_model_checks=False,
-    ):
-        if reverse_clip_values not in (False, None):
-            raise ValueError(
-                f"reverse_clip_values={reverse_clip_values!r}: clipping the reverse signals "
-                "is not offered (it would change the explanation); leave it False.")
+    def __init__(self, model, neuron_selection_mode="max_activation", output_index=None,
+                 batch_size=64, jit_compile=False, allow_lambda_layers=False,
+                 **innvestigate_keywords):
+        unknown = accept_keywords(innvestigate_keywords)
+        if unknown:
+            raise self.unknown_parameter(unknown[0])
         self.model = load_model(model)
         self.allow_lambda_layers = bool(allow_lambda_layers)
         self.neuron_selection_mode = check_mode(neuron_selection_mode)
@@ -104,8 +102,8 @@ class Analyzer:
         self.batch_size = check_batch_size(batch_size)
         self.jit_compile = bool(jit_compile)
         self._units = {}
-        #: the flattened, canonized graph (for a subclassed model: one node, built from the
-        #: first batch by `analyze`)
+        # the flattened, canonized graph; for a subclassed model None until `analyze` sees
+        # the first batch (`_ensure_graph`)
         self.graph = None
         try:
             graph = prepare(self.model, output_index, fold=self.fold_batchnorm)
@@ -113,9 +111,60 @@ class Analyzer:
             if not self.explains_any_layer:
                 raise
             return
-        self._adopt(graph)
+        self._set_graph(graph)
 
-    def _adopt(self, graph):
+    # -- what the method is --------------------------------------------------------------
+
+    @classmethod
+    def parameters(cls):
+        """The method's keyword parameters and their defaults (`inspect.Parameter.empty`
+        where none), its own first, then those every analyzer takes: the named parameters
+        of each `__init__` along the class chain, as far as they pass on **kwargs."""
+        out = {}
+        for klass in cls.__mro__:
+            if "__signature__" in vars(klass):
+                signature = vars(klass)["__signature__"]
+            elif "__init__" in vars(klass):
+                signature = inspect.signature(vars(klass)["__init__"])
+            else:
+                continue
+            params = list(signature.parameters.values())
+            for p in params:
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in (
+                        "self", "model"):
+                    out.setdefault(p.name, p.default)
+            if klass is Analyzer or not any(p.kind == p.VAR_KEYWORD for p in params):
+                break
+        return out
+
+    @classmethod
+    def unknown_parameter(cls, name):
+        """The error for a keyword argument `name` the method does not take."""
+        params = list(cls.parameters())
+        close = difflib.get_close_matches(name, params + list(KEYWORDS), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else "."
+        return UnknownParameterError(
+            f"'{cls.name}' has no parameter {name!r}{hint} Its parameters are "
+            f"{', '.join(params)}.")
+
+    @classmethod
+    def needs_fit_with(cls, **kwargs):
+        """Whether an instance created with these keyword arguments needs `fit` (the class
+        fact, unless the arguments change it: the pattern analyzers' `pattern_type`)."""
+        return cls.needs_fit
+
+    @property
+    def is_fitted(self):
+        """Whether `analyze` can run as far as fitting goes: always for a method that needs
+        no fit; a method that needs fit overrides this to say when it has been fitted (the
+        pattern analyzers: once their patterns are set)."""
+        return not self.needs_fit
+
+    # -- the model's graph ---------------------------------------------------------------
+
+    def _set_graph(self, graph):
+        """Check `graph` (layers no rule covers, then `_check_model`), adopt it and derive
+        the method's state from it (`_prepare`)."""
         for node in graph.nodes:
             if node.role != OPAQUE:
                 continue
@@ -128,11 +177,21 @@ class Analyzer:
                 raise unsupported_error(node, self.name)
         self._check_model(graph)
         self.graph = graph
+        self._prepare(graph)
 
-    # -- model checks --------------------------------------------------------------------
+    def _ensure_graph(self, arrays):
+        """The one place a graph not built yet is built: for a subclassed model, a tape
+        around it shaped by the first batch `arrays` (a list, one array per input)."""
+        if self.graph is None:
+            arrays = [np.asarray(x) for x in arrays]
+            self._set_graph(wrap_model(self.model, arrays).select_output(self.output_index))
+        return self.graph
 
     def _check_model(self, graph):
-        """Raise `NotAnalyzableModelError` for nodes this method cannot explain."""
+        """Raise `NotAnalyzableModelError` for nodes this method cannot explain (no state)."""
+
+    def _prepare(self, graph):
+        """Derive the method's state from its (checked) graph."""
 
     def _refuse(self, node, why):
         raise NotAnalyzableModelError(
@@ -173,9 +232,8 @@ class Analyzer:
     def _standardize(self, X):
         """The model inputs as a list of checked numpy arrays, and the form X was given in
         (`inputs.as_input_list`)."""
-        if self.graph is None:  # a subclassed model: a tape around it, shaped by X
-            arrays = [np.asarray(x) for x in (X if isinstance(X, (list, tuple)) else [X])]
-            self._adopt(wrap_model(self.model, arrays).select_output(self.output_index))
+        if self.graph is None:
+            self._ensure_graph(X if isinstance(X, (list, tuple)) else [X])
         return standardize(X, self.graph.inputs, self._vocabularies())
 
     def _selection(self, neuron_selection, xs):
@@ -206,21 +264,6 @@ class Analyzer:
             warn(f"'{self.name}' does not need to be trained; fit() does nothing.",
                  RuntimeWarning)
         return self
-
-    def fit_generator(self, generator, steps: Optional[int] = None,
-                      steps_per_epoch: Optional[int] = None, **kwargs) -> "Analyzer":
-        """`fit` on a generator, as iNNvestigate names it.
-
-        Args:
-            generator: yields batches (arrays, or (x, y) pairs).
-            steps, steps_per_epoch: the number of batches to read.
-            **kwargs: passed to `fit`.
-
-        Returns:
-            self.
-        """
-        return self.fit(generator, steps=steps if steps is not None else steps_per_epoch,
-                        **kwargs)
 
     def analyze(self, X: Any, neuron_selection: Optional[Union[int, Sequence[int]]] = None,
                 batch_size: Optional[int] = None, *, strategy: Any = None) -> Any:
@@ -272,7 +315,13 @@ class Analyzer:
 
     def _analyze_dataset(self, dataset, neuron_selection, batch_size, strategy):
         """Explain every batch of a tf.data.Dataset; one int or one int per sample (over
-        the whole dataset) selects the neurons in index mode."""
+        the whole dataset) selects the neurons in index mode. For a subclassed model the
+        dataset yields batches, read as Keras reads them: x, or (x, y[, w])."""
+        if self.graph is None:
+            for first in dataset.take(1):
+                self._ensure_graph(features(first, 1))
+        if self.graph is None:
+            raise InvalidInputError("analyze() got an empty tf.data.Dataset.")
         n_inputs = len(self.graph.inputs)
         rank = len(self.graph.inputs[0].shape)
         first = tf.nest.flatten(features(dataset.element_spec, n_inputs))[0]
@@ -303,72 +352,11 @@ class Analyzer:
         return result if n_inputs > 1 else result[0]
 
     def _before_analyze(self):
-        """Checks of the analyzer's state before an analysis (see the pattern analyzers)."""
+        """Checks of the analyzer's state before an analysis: fitted if it needs fit."""
+        if self.needs_fit and not self.is_fitted:
+            raise InvalidInputError(f"'{self.name}' learns from data: call "
+                                    "analyzer.fit(data) before analyze.")
 
     def _analyze_batch(self, xs, index, strategy):
         """The explanation of one chunk: numpy arrays or tensors, one per input."""
         raise NotImplementedError
-
-
-class ReverseAnalyzer(Analyzer):
-    """An analyzer that propagates a signal back through a reverse model.
-
-    Subclasses choose the start signal (`start`) and the reverse layer of each node
-    (`reverse_layer_for`).
-    """
-
-    #: Start value at the selected output: "one" (gradient family) or "value" (y).
-    start = "one"
-    #: carry the signal with a per-sample scale (`keras_patterns.scaled`): exact and
-    #: finite for reverse passes that are linear in the signal and may over- or underflow
-    scaled_signal = False
-
-    def __init__(self, model, **kwargs):
-        super().__init__(model, **kwargs)
-        self._reverse_model = None
-        self._function = None
-
-    def reverse_layer_for(self, node):
-        """The reverse layer of one forward node (by default: its gradient)."""
-        if node.role == EMBEDDING:
-            return EmbeddingReverse(node)
-        return GradientReverse(node)
-
-    def _reverse_mode(self):
-        return self.neuron_selection_mode
-
-    @property
-    def reverse_model(self):
-        """The reverse `keras.Model`: inputs (+ neuron index) -> explanation per input."""
-        if self._reverse_model is None:
-            self._reverse_model = build_reverse_model(
-                self.graph,
-                self.reverse_layer_for,
-                self._reverse_mode(),
-                self.start,
-                name=f"{self.name}_reverse_model".replace(".", "_"),
-                scaled=self.scaled_signal,
-            )
-        return self._reverse_model
-
-    def _explain(self, xs, index):
-        """The analysis of one batch on tensors (runs inside the compiled function)."""
-        inputs = list(xs) + ([index] if self._reverse_mode() == "index" else [])
-        out = self.reverse_model(inputs, training=False)
-        return self._postprocess(list(xs), list(out) if isinstance(out, (list, tuple)) else [out])
-
-    def _postprocess(self, xs, explanations):
-        return explanations
-
-    def _explain_split(self, per_sample):
-        return self._explain(per_sample[:-1], per_sample[-1])
-
-    def _compiled(self):
-        if self._function is None:
-            self._function = replicas.Split(compiled(self._explain_split, self.jit_compile))
-        return self._function
-
-    def _analyze_batch(self, xs, index, strategy):
-        xs = [tf.convert_to_tensor(x) for x in xs]
-        idx = tf.zeros((len(xs[0]),), tf.int32) if index is None else tf.constant(index)
-        return self._compiled()(strategy, xs + [idx])

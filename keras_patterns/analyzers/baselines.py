@@ -4,13 +4,15 @@ import numpy as np
 
 from ..noise import normal_like, sample_keys
 from .base import Analyzer
+from .catalog import register_analyzer
 
 
+@register_analyzer("input")
 class InputAnalyzer(Analyzer):
-    """Returns the input: the explanation that assumes everything is signal."""
+    """Returns the input: the explanation that assumes everything is signal (so it returns
+    a signal, in input units, and is drawn like one)."""
 
     explains_any_layer = True
-    name = "input"
     returns = "signal"
     description = "the input itself (baseline)"
 
@@ -18,6 +20,7 @@ class InputAnalyzer(Analyzer):
         return [np.asarray(x, dtype="float32") for x in xs]
 
 
+@register_analyzer("random")
 class RandomAnalyzer(Analyzer):
     """Gaussian noise N(0, stddev^2) shaped like the input (baseline).
 
@@ -28,7 +31,6 @@ class RandomAnalyzer(Analyzer):
     """
 
     explains_any_layer = True
-    name = "random"
     description = "Gaussian noise shaped like the input (baseline)"
 
     def __init__(self, model, stddev=1.0, seed=None, **kwargs):

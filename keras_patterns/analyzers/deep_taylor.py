@@ -1,24 +1,33 @@
 """Deep Taylor decomposition (Montavon et al. 2017; paper appendix A.3.1)."""
 
 from ..reverse import GradientReverse
-from ..rules.lrp import Bounded, ZPlus
-from .lrp import LRP
+from ..rules.lrp import DEEP_TAYLOR_PAPER, Bounded, ZPlus
+from .catalog import register_analyzer
+from .lrp import RelevanceAnalyzer, composite_of
 
 
-class DeepTaylor(LRP):
+@register_analyzer("deep_taylor")
+class DeepTaylor(RelevanceAnalyzer):
     """Deep Taylor decomposition for rectifier networks: the z+-rule at every kernel layer
     (BatchNormalization folded in), relevance passed only through active rectifiers and
     distributed over sums (Add, average pooling) in proportion to the contributions. It
-    explains max(y, 0): a rectified output, as the decomposition assumes."""
+    explains max(y, 0): a rectified output, as the decomposition assumes.
 
-    name = "deep_taylor"
+    Args:
+        input_layer_rule, until_layer_idx, until_layer_rule, bn_layer_rule, composite: as
+            for "lrp" (the z+-rule takes the place of its `rule`).
+    """
+
     description = "Deep Taylor decomposition (z+ rule, unbounded inputs)"
+    citation = DEEP_TAYLOR_PAPER
     start = "positive_value"
 
-    def __init__(self, model, composite=None, **kwargs):
-        if composite is None:
-            kwargs["rule"] = ZPlus()
-        super().__init__(model, composite=composite, **kwargs)
+    def __init__(self, model, input_layer_rule=None, until_layer_idx=None,
+                 until_layer_rule=None, bn_layer_rule=None, composite=None, **kwargs):
+        self.composite = composite_of(None if composite is not None else ZPlus(),
+                                      input_layer_rule, until_layer_idx, until_layer_rule,
+                                      bn_layer_rule, composite)
+        super().__init__(model, **kwargs)
 
     def _check_model(self, graph):
         node = graph.first_non_rectifier()
@@ -31,6 +40,7 @@ class DeepTaylor(LRP):
         return GradientReverse(node)  # a rectifier passes relevance where it was active
 
 
+@register_analyzer("deep_taylor.bounded")
 class BoundedDeepTaylor(DeepTaylor):
     """Deep Taylor with the z^B-rule at the input layer, for inputs in [low, high] (in the
     model's input units: behind Rescaling or Normalization the bounds are mapped).
@@ -39,8 +49,8 @@ class BoundedDeepTaylor(DeepTaylor):
         low, high: the input range.
     """
 
-    name = "deep_taylor.bounded"
     description = "Deep Taylor decomposition with the z^B rule for inputs in [low, high]"
+    example = {"low": 0.0, "high": 1.0}
 
     def __init__(self, model, low=None, high=None, **kwargs):
         if low is None or high is None:

@@ -12,7 +12,8 @@ from ..errors import InvalidInputError, NotAnalyzableModelError
 from ..graph import EMBEDDING
 from ..noise import normal_copies, sample_keys
 from ..reverse import EmbeddingTimesInputReverse
-from .base import ReverseAnalyzer
+from .catalog import register_analyzer
+from .reverse import ReverseAnalyzer
 
 _POSTPROCESS = {None: lambda g: g, "abs": tf.abs, "square": tf.square}
 
@@ -24,6 +25,7 @@ def postprocessing(postprocess):
     return _POSTPROCESS[postprocess]
 
 
+@register_analyzer("gradient")
 class Gradient(ReverseAnalyzer):
     """Gradient of the selected output with respect to the input (saliency map).
 
@@ -32,9 +34,11 @@ class Gradient(ReverseAnalyzer):
     """
 
     explains_any_layer = True
-    name = "gradient"
     returns = "signal"
     description = "gradient of the selected output w.r.t. the input (saliency)"
+    citation = ("Simonyan, Vedaldi and Zisserman, Deep inside convolutional networks: "
+                "visualising image classification models and saliency maps, ICLR workshop "
+                "2014")
 
     def __init__(self, model, postprocess=None, **kwargs):
         self._post = postprocessing(postprocess)
@@ -45,12 +49,15 @@ class Gradient(ReverseAnalyzer):
         return [self._post(e) for e in explanations]
 
 
+@register_analyzer("input_t_gradient")
 class InputTimesGradient(ReverseAnalyzer):
     """Input times gradient; for token inputs, embedding vector times gradient summed."""
 
     explains_any_layer = True
-    name = "input_t_gradient"
     description = "input times gradient"
+    citation = ("Shrikumar, Greenside, Shcherbina and Kundaje, Not just a black box: learning "
+                "important features through propagating activation differences, arXiv "
+                "1605.01713, 2016")
 
     def reverse_layer_for(self, node):
         if node.role == EMBEDDING:
@@ -72,11 +79,9 @@ class _AveragedGradient(ReverseAnalyzer):
 
     n_copies = 1
     explains_any_layer = True
-
-    def __init__(self, model, **kwargs):
-        self._group_function = None
-        self._index_function = None
-        super().__init__(model, **kwargs)
+    # the compiled functions, built on first use
+    _group_function = None
+    _index_function = None
 
     def _check_model(self, graph):
         ints = [t.name for t in graph.inputs if not t.is_floating]
@@ -158,6 +163,7 @@ class _AveragedGradient(ReverseAnalyzer):
         return [e.numpy() for e in self._combine(xs, means)]
 
 
+@register_analyzer("smoothgrad")
 class SmoothGrad(_AveragedGradient):
     """Mean gradient over `augment_by_n` noisy copies x + N(0, noise_scale^2) of the input.
 
@@ -170,9 +176,10 @@ class SmoothGrad(_AveragedGradient):
             there; None: a fresh draw each call.
     """
 
-    name = "smoothgrad"
     returns = "signal"
     description = "mean gradient over noisy copies of the input"
+    citation = ("Smilkov, Thorat, Kim, Viegas and Wattenberg, SmoothGrad: removing noise by "
+                "adding noise, ICML workshop on visualization for deep learning 2017")
 
     def __init__(self, model, augment_by_n=64, noise_scale=1.0, postprocess=None, seed=None,
                  **kwargs):
@@ -204,6 +211,7 @@ class SmoothGrad(_AveragedGradient):
         return self._post(gradient)
 
 
+@register_analyzer("integrated_gradients")
 class IntegratedGradients(_AveragedGradient):
     """(x - x_ref) times the mean gradient at `steps` points from x_ref towards x.
 
@@ -219,8 +227,9 @@ class IntegratedGradients(_AveragedGradient):
         InvalidInputError: a reference of the wrong shape (naming the input) or with NaN.
     """
 
-    name = "integrated_gradients"
     description = "integrated gradients along the straight path from a reference input"
+    citation = ("Sundararajan, Taly and Yan, Axiomatic attribution for deep networks, ICML "
+                "2017")
 
     def __init__(self, model, reference_inputs=0, steps=64, **kwargs):
         if not isinstance(steps, int) or steps < 1:
@@ -251,6 +260,11 @@ class IntegratedGradients(_AveragedGradient):
             if not np.all(np.isfinite(ref)):
                 raise InvalidInputError(
                     f"reference_inputs for input '{t.name}' holds NaN or inf.")
+
+    def _prepare(self, graph):
+        super()._prepare(graph)
+        refs = self.reference_inputs
+        refs = list(refs) if isinstance(refs, (list, tuple)) else [refs] * len(graph.inputs)
         self._references = [np.asarray(r, np.float32) for r in refs]
 
     def _copies(self, x, k, i, keys):

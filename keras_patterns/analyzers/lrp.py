@@ -9,64 +9,52 @@ The relevance starts as the selected output value y and is redistributed layer b
 kernel layers (BatchNormalization folded in) and element-wise affine layers with the rule
 their composite assigns (`rules.composite`), sums (Add, average pooling, ...) in proportion
 to the contributions, max-pooling to the winner, reshapes and concatenation by routing,
-element-wise activations unchanged. Every rule of the registry (`rules.lrp.RULES`) is an
-analyzer "lrp.<rule>", every preset (`rules.composite.PRESETS`) one too. Names, parameters
+element-wise activations unchanged. Every rule of the registry (`rules.catalog.RULES`) is an
+analyzer "lrp.<rule>", every preset (`rules.catalog.PRESETS`) one too. Names, parameters
 and defaults follow iNNvestigate; where its numbers are wrong this package differs (see
 `docs/design.md`).
+
+The analyzers of the rules and presets are classes made from the registries' entries
+(`rule_analyzer`, `preset_analyzer`) as each is registered, also after import: a method is
+a class wherever methods are listed, described or created, and a rule is one class and one
+`register_rule` line.
 """
 
 import inspect
 
 from ..graph import ACTIVATION, AFFINE, KERNEL
+from ..innvestigate import lrp_analyzer_name
 from ..reverse import KernelRelevance, PassRelevance, SumRelevance
-from ..rules.composite import PRESETS, Composite
-from ..rules.lrp import RULES, factory
-from .base import ReverseAnalyzer
+from ..rules.catalog import PRESETS, RULES
+from ..rules.composite import Composite
+from ..rules.lrp import LRP_PAPER
+from .catalog import ANALYZERS, register_analyzer, unregister_analyzer
+from .reverse import ReverseAnalyzer
 
 
-class LRP(ReverseAnalyzer):
-    """LRP with a rule per layer.
-
-    Args:
-        rule: the rule of every kernel layer (a name such as "epsilon", "alpha_1_beta_0",
-            "w_square", iNNvestigate's "Alpha2Beta1IgnoreBias", a
-            `keras_patterns.rules.lrp.Rule`), or a composite: a list of (selector, rule)
-            pairs, the first matching pair wins (selectors: see `rules.composite`; layers
-            no pair matches use the z-rule), or a plain list with one rule per kernel layer.
-        input_layer_rule: rule of the kernel layers fed by a model input (through
-            preprocessing: Rescaling, Normalization, reshapes, padding); a (low, high) tuple
-            means the bounded z^B-rule for inputs in [low, high] (model input units).
-        until_layer_idx, until_layer_rule: kernel layers at positions 0..until_layer_idx
-            (positions count the model's layer calls) use until_layer_rule.
-        bn_layer_rule: rule of BatchNormalization layers that do not follow a kernel layer
-            (those that do are folded into it); default: the rule their name or class
-            selects.
-        composite: a `rules.composite.Composite` instead of the four above.
-    """
-
-    name = "lrp"
-    description = "LRP with a rule (or a composite of rules) per layer"
-    start = "value"
-    fold_batchnorm = True
-
-    def __init__(self, model, rule=None, input_layer_rule=None, until_layer_idx=None,
-                 until_layer_rule=None, bn_layer_rule=None, composite=None, **kwargs):
-        if composite is not None and any(v is not None for v in (
+def composite_of(rule, input_layer_rule=None, until_layer_idx=None, until_layer_rule=None,
+                 bn_layer_rule=None, composite=None):
+    """The composite of LRP's parameters: `composite`, or `rule` and its companions."""
+    if composite is not None:
+        if any(v is not None for v in (
                 rule, input_layer_rule, until_layer_idx, until_layer_rule, bn_layer_rule)):
             raise ValueError("Give either composite= or rule= and its companions, not both.")
-        if composite is None:
-            if rule is None:
-                raise ValueError(
-                    "'lrp' needs rule=: a rule name (e.g. 'epsilon'), a Rule, or a list of "
-                    "(selector, rule) pairs; or use a named method such as 'lrp.epsilon'.")
-            composite = Composite.of(rule, input_layer=input_layer_rule,
-                                     until_layer_idx=until_layer_idx,
-                                     until_layer=until_layer_rule, batchnorm=bn_layer_rule)
-        self.composite = composite
-        self._assignment = None
-        super().__init__(model, **kwargs)
+        return composite
+    return Composite.of(rule, input_layer=input_layer_rule, until_layer_idx=until_layer_idx,
+                        until_layer=until_layer_rule, batchnorm=bn_layer_rule)
 
-    def _check_model(self, graph):
+
+class RelevanceAnalyzer(ReverseAnalyzer):
+    """Relevance propagation with the rules of a composite: the reverse pass shared by LRP
+    and Deep Taylor. A subclass sets `composite` before `super().__init__`."""
+
+    start = "value"
+    fold_batchnorm = True
+    citation = LRP_PAPER
+    composite = None
+
+    def _prepare(self, graph):
+        super()._prepare(graph)
         self._assignment = self.composite.assign(graph)
 
     def layer_rule(self, node):
@@ -92,18 +80,83 @@ class LRP(ReverseAnalyzer):
         return super().reverse_layer_for(node)  # max-pooling, routing, nonlinear; embedding
 
 
+@register_analyzer("lrp")
+class LRP(RelevanceAnalyzer):
+    """LRP with a rule per layer.
+
+    Args:
+        rule: the rule of every kernel layer (a name such as "epsilon", "alpha_1_beta_0",
+            "w_square", iNNvestigate's "Alpha2Beta1IgnoreBias", a
+            `keras_patterns.rules.lrp.Rule`), or a composite: a list of (selector, rule)
+            pairs, the first matching pair wins (selectors: see `rules.composite`; layers
+            no pair matches use the z-rule), or a plain list with one rule per kernel layer.
+        input_layer_rule: rule of the kernel layers fed by a model input (through
+            preprocessing: Rescaling, Normalization, reshapes, padding); a (low, high) tuple
+            means the bounded z^B-rule for inputs in [low, high] (model input units).
+        until_layer_idx, until_layer_rule: kernel layers at positions 0..until_layer_idx
+            (positions count the model's layer calls) use until_layer_rule.
+        bn_layer_rule: rule of BatchNormalization layers that do not follow a kernel layer
+            (those that do are folded into it); default: the rule their name or class
+            selects.
+        composite: a `rules.composite.Composite` instead of the four above.
+    """
+
+    description = "LRP with a rule (or a composite of rules) per layer"
+    example = {"rule": "epsilon"}
+
+    def __init__(self, model, rule=None, input_layer_rule=None, until_layer_idx=None,
+                 until_layer_rule=None, bn_layer_rule=None, composite=None, **kwargs):
+        if composite is None and rule is None:
+            raise ValueError(
+                "'lrp' needs rule=: a rule name (e.g. 'epsilon'), a Rule, or a list of "
+                "(selector, rule) pairs; or use a named method such as 'lrp.epsilon'.")
+        self.composite = composite_of(rule, input_layer_rule, until_layer_idx,
+                                      until_layer_rule, bn_layer_rule, composite)
+        super().__init__(model, **kwargs)
+
+
+class RuleLRP(RelevanceAnalyzer):
+    """The base of the analyzers "lrp.<rule>": the rule `factory` at every layer; the
+    rule's parameters are the analyzer's (`lrp.epsilon(epsilon=0.1)`) and become its
+    attributes, the companions of `LRP`'s `rule` apply as there."""
+
+    factory = None
+
+    def __init__(self, model, input_layer_rule=None, until_layer_idx=None,
+                 until_layer_rule=None, bn_layer_rule=None, **kwargs):
+        params = _parameters(self.factory)
+        settings = {k: kwargs.pop(k) for k in params if k in kwargs}
+        rule = self.factory(**settings)
+        for k in params:
+            setattr(self, k, getattr(rule, k, settings.get(k)))
+        self.composite = composite_of(rule, input_layer_rule, until_layer_idx,
+                                      until_layer_rule, bn_layer_rule)
+        super().__init__(model, **kwargs)
+
+
+class PresetLRP(RelevanceAnalyzer):
+    """The base of the analyzers of the presets (`rules.catalog.PRESETS`): the composite of
+    `preset` with epsilon at the dense layers."""
+
+    preset = None
+
+    def __init__(self, model, epsilon=0.1, input_layer_rule=None, until_layer_idx=None,
+                 bn_layer_rule=None, **kwargs):
+        self.epsilon = epsilon
+        self.until_layer_idx = until_layer_idx
+        self.composite = self.preset.composite(epsilon, input_layer_rule, until_layer_idx,
+                                               bn_layer_rule)
+        super().__init__(model, **kwargs)
+
+
 def _parameters(make):
     """The keyword parameters a rule factory still takes."""
     return [p.name for p in inspect.signature(make).parameters.values()
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
-def analyzer_name(rule_name):
-    """"lrp.<rule>", spelt as iNNvestigate does ("_ib" -> "_IB")."""
-    return "lrp." + (rule_name[:-3] + "_IB" if rule_name.endswith("_ib") else rule_name)
-
-
-#: one-line descriptions of the registered rules' analyzers
+# one-line descriptions of the built-in rules' analyzers (a rule registered later is
+# described by the first line of its docstring)
 _DESCRIPTIONS = {
     "z": "LRP-0 (z-rule): relevance in proportion to x_i w_ij",
     "z_ib": "LRP z-rule ignoring the bias",
@@ -124,66 +177,60 @@ _DESCRIPTIONS = {
 }
 
 
-def rule_analyzer(rule_name):
-    """The analyzer "lrp.<rule_name>": that rule at every layer; the rule's parameters are
-    the analyzer's (`lrp.epsilon(epsilon=0.1)`) and become its attributes."""
-    make = RULES[rule_name]
+def rule_analyzer(rule_name, make):
+    """The analyzer class "lrp.<rule_name>" of the rule factory `make`."""
     params = _parameters(make)
-
-    def __init__(self, model, **kwargs):
-        settings = {k: kwargs.pop(k) for k in params if k in kwargs}
-        rule = make(**settings)
-        for k in params:
-            setattr(self, k, getattr(rule, k, settings.get(k)))
-        LRP.__init__(self, model, rule=rule, **kwargs)
-
+    rule_class = getattr(make, "func", make)
     signature = inspect.signature(make)
-    __init__.__signature__ = inspect.Signature(
-        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
-         inspect.Parameter("model", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-        + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values()
-           if p.name in params]
-        + [inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)])
-    doc = (getattr(make, "func", make).__doc__ or "").strip().splitlines()
-    description = _DESCRIPTIONS.get(rule_name, doc[0] if doc else f"LRP, {rule_name} rule")
-    name = analyzer_name(rule_name)
-    return type(name.replace(".", "_"), (LRP,), {
-        "name": name, "description": description, "__init__": __init__,
+    companions = [p for name, p in inspect.signature(RuleLRP.__init__).parameters.items()
+                  if name not in ("self", "model", "kwargs")]
+    doc = (rule_class.__doc__ or "").strip().splitlines()
+    name = lrp_analyzer_name(rule_name)
+    return type(name.replace(".", "_"), (RuleLRP,), {
+        "name": name,
+        "factory": staticmethod(make),
+        "description": _DESCRIPTIONS.get(rule_name, doc[0] if doc else f"LRP, {rule_name}"),
+        "example": {k: v for k, v in getattr(rule_class, "example", {}).items()
+                    if k in params},
+        "citation": getattr(rule_class, "citation", LRP_PAPER),
+        "__signature__": inspect.Signature(
+            [inspect.Parameter("model", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+            + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+               for p in signature.parameters.values() if p.name in params]
+            + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in companions]
+            + [inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)]),
         "__doc__": f"LRP with the {rule_name} rule at every layer ({', '.join(params)}).",
+        "__module__": __name__,
     })
 
 
-def preset_analyzer(preset_name):
-    """The analyzer of a named preset (`rules.composite.PRESETS`)."""
-    preset = PRESETS[preset_name]
+def preset_analyzer(preset_name, preset):
+    """The analyzer class of a preset."""
     needs_until = preset.until is not None
-
-    def __init__(self, model, epsilon=0.1, input_layer_rule=None, until_layer_idx=None,
-                 bn_layer_rule=None, **kwargs):
-        self.epsilon = epsilon
-        self.until_layer_idx = until_layer_idx
-        LRP.__init__(self, model, composite=preset.composite(
-            epsilon, input_layer_rule, until_layer_idx, bn_layer_rule), **kwargs)
-
-    kind = "alpha=1 beta=0" if preset.conv.beta == 0 else "alpha=2 beta=1"
-    description = f"LRP preset: epsilon for dense, {kind} for conv layers" + (
-        ", flat at the input layer" if preset.input_layer is not None else "") + (
-        " and layers 0..until_layer_idx" if needs_until else "")
-    return type(preset_name.replace(".", "_"), (LRP,), {
-        "name": preset_name, "description": description, "__init__": __init__,
-        "__doc__": f"{description} (epsilon=0.1{', until_layer_idx' if needs_until else ''})."})
+    return type(preset_name.replace(".", "_"), (PresetLRP,), {
+        "name": preset_name, "preset": preset, "description": preset.description,
+        "example": preset.example,
+        "citation": ("Kohlbrenner, Bauer, Nakajima, Binder, Samek and Lapuschkin, Towards "
+                     "best practice in explaining neural network decisions with LRP, IJCNN "
+                     "2020"),
+        "__doc__": f"{preset.description} (epsilon=0.1"
+                   f"{', until_layer_idx' if needs_until else ''}).",
+        "__module__": __name__,
+    })
 
 
-def lrp_analyzers():
-    """The LRP analyzers: `LRP` itself, one per registered rule, one per preset."""
-    return [LRP] + [rule_analyzer(n) for n in RULES] + [preset_analyzer(n) for n in PRESETS]
+def _follow(registry, make_class, analyzer_name):
+    """Keep one analyzer per entry of `registry`, from its registration to its removal."""
+
+    def added(name, entry):
+        register_analyzer(analyzer_name(name), make_class(name, entry), replace=True)
+
+    def removed(name, entry):
+        if analyzer_name(name) in ANALYZERS.names():
+            unregister_analyzer(analyzer_name(name))
+
+    registry.follow(added, removed)
 
 
-def lrp_analyzer(name):
-    """The analyzer class of an "lrp.<rule>" name for a rule registered after import (any
-    accepted spelling), or None."""
-    if not name.startswith("lrp."):
-        return None
-    make = factory(name[4:])
-    rule_name = next((n for n, f in RULES.items() if f is make), None)
-    return None if rule_name is None else rule_analyzer(rule_name)
+_follow(RULES, rule_analyzer, lrp_analyzer_name)
+_follow(PRESETS, preset_analyzer, lambda name: name)

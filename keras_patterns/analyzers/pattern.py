@@ -18,12 +18,17 @@ import tensorflow as tf
 
 from ..errors import PatternFileError
 from ..graph import KERNEL
+from ..innvestigate import patterns_from_list
 from ..patterns.estimators import ESTIMATORS, estimator
 from ..patterns.fit import fit_patterns
 from ..patterns.identity import fingerprints, layout, pattern_keys, probe
 from ..patterns.patterns import Patterns, check_fit
 from ..reverse import PatternReverse
-from .base import ReverseAnalyzer
+from .catalog import register_analyzer
+from .reverse import ReverseAnalyzer
+
+PAPER = ("Kindermans, Schuett, Alber, Mueller, Erhan, Kim and Daehne, Learning how to explain "
+         "neural networks: PatternNet and PatternAttribution, ICLR 2018")
 
 
 class _PatternAnalyzer(ReverseAnalyzer):
@@ -47,25 +52,39 @@ class _PatternAnalyzer(ReverseAnalyzer):
     attribution = False
     needs_fit = True
     fold_batchnorm = True
+    citation = PAPER
 
     def __init__(self, model, patterns=None, pattern_type="relu", rescale=False, **kwargs):
         if rescale not in (True, False):
             raise ValueError(f"rescale must be True or False, got {rescale!r}.")
         self.rescale = bool(rescale)
         self.estimator = estimator(pattern_type)
-        self.needs_fit = self.estimator.fitted
+        self.needs_fit = self.estimator.needs_fit
         self.pattern_type = pattern_type
         self.patterns = None
+        self._given_patterns = patterns
         super().__init__(model, **kwargs)
-        self._keys = pattern_keys(self.graph)
-        self._entries = layout(self.graph, self._keys)
-        #: key -> {array name -> the kernel the reverse pass uses: A, or W * A}, created
-        #: by the first `set_patterns` (or as zeros by a reverse model built before it)
+
+    @classmethod
+    def needs_fit_with(cls, pattern_type="relu", **kwargs):
+        return estimator(pattern_type).needs_fit
+
+    @property
+    def is_fitted(self):
+        return self.patterns is not None
+
+    def _prepare(self, graph):
+        super()._prepare(graph)
+        self._keys = pattern_keys(graph)
+        self._entries = layout(graph, self._keys)
+        # key -> {array name -> the kernel the reverse pass uses: A, or W * A}, created by
+        # the first `set_patterns` (or as zeros by a reverse model built before it)
         self._kernels = {}
+        patterns, self._given_patterns = self._given_patterns, None
         if patterns is not None:
             self.set_patterns(patterns)
-        elif not self.estimator.fitted:
-            self.set_patterns(fit_patterns(self.graph, None, pattern_type))
+        elif not self.needs_fit:
+            self.set_patterns(fit_patterns(graph, None, self.pattern_type))
 
     def fit(self, data, batch_size=32, steps=None, verbose=0, strategy=None,
             negative_patterns="used", precision="float32", checkpoint=None,
@@ -103,7 +122,8 @@ class _PatternAnalyzer(ReverseAnalyzer):
                 negative regime's patterns where they are needed, other weights).
         """
         if isinstance(patterns, (list, tuple)):
-            patterns = self._from_list(patterns)
+            patterns = patterns_from_list(patterns, self._entries, self.pattern_type,
+                                          self.estimator.arrays)
         elif not isinstance(patterns, Patterns):
             from ..patterns.storage import load_patterns
 
@@ -146,21 +166,6 @@ class _PatternAnalyzer(ReverseAnalyzer):
         self.patterns = patterns
         self._probe = probe(self._entries)
 
-    def _from_list(self, arrays):
-        """iNNvestigate 1.x's pattern list as `Patterns` (no fingerprint: it cannot be
-        checked against the weights)."""
-        if len(arrays) != len(self._entries):
-            raise PatternFileError(
-                f"Got {len(arrays)} patterns for the {len(self._entries)} kernel layers of "
-                f"this model ({', '.join(key for _, key, _ in self._entries)}): give one per "
-                "kernel layer, in model order.")
-        names = self.estimator.arrays
-        out = {key: {name: np.asarray(a) for name in names}
-               for (_, key, _), a in zip(self._entries, arrays)}
-        check_fit(out, self._entries, "The pattern list")
-        return Patterns(self.pattern_type, out,
-                        stable_keys={stable: key for stable, key, _ in self._entries})
-
     def _before_analyze(self):
         """Refuse patterns whose model has changed its weights since (a sampled check);
         recompute the unfitted types, which follow the weights."""
@@ -172,7 +177,7 @@ class _PatternAnalyzer(ReverseAnalyzer):
             return
         now = probe(self._entries)
         changed = [key for key, v in now.items() if not np.array_equal(v, self._probe[key])]
-        if changed and not self.estimator.fitted:
+        if changed and not self.needs_fit:
             self.set_patterns(fit_patterns(self.graph, None, self.pattern_type))
         elif changed:
             raise PatternFileError(
@@ -209,6 +214,7 @@ class _PatternAnalyzer(ReverseAnalyzer):
         return super().reverse_layer_for(node)
 
 
+@register_analyzer("pattern.net")
 class PatternNet(_PatternAnalyzer):
     """PatternNet: the signal, back-projected along the patterns (paper A.2.3).
 
@@ -218,7 +224,6 @@ class PatternNet(_PatternAnalyzer):
     over- or underflow (deep networks); the display x / (2 max|x|) + 1/2 removes the factor.
     """
 
-    name = "pattern.net"
     returns = "signal"
     description = "PatternNet: signal back-projected along learned patterns"
 
@@ -228,10 +233,10 @@ class PatternNet(_PatternAnalyzer):
         return not self.rescale
 
 
+@register_analyzer("pattern.attribution")
 class PatternAttribution(_PatternAnalyzer):
     """PatternAttribution: contributions w * a of the signal (paper A.3.3), in the units of
     the explained output."""
 
-    name = "pattern.attribution"
     description = "PatternAttribution: attribution with learned patterns (W * A)"
     attribution = True

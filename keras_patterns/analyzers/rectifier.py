@@ -6,7 +6,8 @@ the selected output, like the gradient, so that Guided Backprop is not scaled by
 """
 
 from ..reverse import DeconvnetReverse, GuidedReverse
-from .base import ReverseAnalyzer
+from .catalog import register_analyzer
+from .reverse import ReverseAnalyzer
 
 
 class _Rectifier(ReverseAnalyzer):
@@ -25,19 +26,23 @@ class _Rectifier(ReverseAnalyzer):
         return super().reverse_layer_for(node)
 
 
+@register_analyzer("deconvnet")
 class Deconvnet(_Rectifier):
     """DeConvNet: at rectifiers, pass the signal where it is positive (ignores the forward)."""
 
-    name = "deconvnet"
     returns = "signal"
     description = "DeConvNet: signal passed where positive at each rectifier"
+    citation = ("Zeiler and Fergus, Visualizing and understanding convolutional networks, "
+                "ECCV 2014")
     rectifier_reverse = DeconvnetReverse
 
 
+@register_analyzer("guided_backprop")
 class GuidedBackprop(_Rectifier):
     """Guided Backprop: pass the signal where it is positive and the unit was active."""
 
-    name = "guided_backprop"
     returns = "signal"
     description = "Guided Backprop: signal passed where positive and the unit was active"
+    citation = ("Springenberg, Dosovitskiy, Brox and Riedmiller, Striving for simplicity: the "
+                "all convolutional net, ICLR workshop 2015")
     rectifier_reverse = GuidedReverse

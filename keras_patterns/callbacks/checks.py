@@ -7,20 +7,16 @@ import warnings
 import numpy as np
 
 from .. import visualize
-from ..analyzers import PatternAttribution, PatternNet, analyzer_class
-from ..patterns.estimators import estimator
+from ..analyzers import analyzer_class
 from ..visualize.batches import check_batch
 
-#: Methods whose noise is seeded by default, so that every epoch's picture uses the same noise.
+# Methods whose noise is seeded by default, so that every epoch's picture uses the same noise.
 SEEDED_METHODS = ("smoothgrad", "random")
 
 
 def _needs_fit(name, kwargs):
-    """Whether method ``name`` with ``kwargs`` learns patterns from data."""
-    cls = analyzer_class(name)
-    if not issubclass(cls, (PatternNet, PatternAttribution)):
-        return False
-    return estimator(kwargs.get("pattern_type", "relu")).fitted
+    """Whether method ``name`` created with ``kwargs`` learns from data (`needs_fit`)."""
+    return analyzer_class(name).needs_fit_with(**kwargs)
 
 
 def _positive_int(value, name):
@@ -102,14 +98,14 @@ class Arguments:
         fitted = [name for name in self.methods if _needs_fit(name, self.method_kwargs[name])]
         if fitted and fit_data is None:
             raise ValueError(
-                f"{', '.join(fitted)} learn(s) patterns from data, refitted at every drawing "
-                "because training changes the weights: pass fit_data (e.g. a few hundred "
-                "training images)"
+                f"{', '.join(fitted)} learn(s) from data (patterns, for the pattern methods), "
+                "refitted at every drawing because training changes the weights: pass "
+                "fit_data (e.g. a few hundred training images)"
             )
         if fit_data is not None and not fitted:
             warnings.warn(
-                "fit_data is only used by the pattern methods; none of "
-                f"{list(self.methods)} fits patterns, so it is ignored",
+                "fit_data is only used by the pattern methods and the others that need "
+                f"fitting; none of {list(self.methods)} does, so it is ignored",
                 UserWarning,
                 stacklevel=3,
             )

@@ -31,13 +31,13 @@ import numpy as np
 
 from .. import visualize
 from ..analyzers import create_analyzer
-from .checks import Arguments, _image_batch, _needs_fit, _positive_int
+from .checks import Arguments, _image_batch, _positive_int
 from .output import _random_state_kept, _save_png, tensorboard_installed, write_image_summary
 
-#: Methods drawn when none are chosen: a signal (shown with ``project``) and an attribution
-#: (shown as a heat map).
+# Methods drawn when none are chosen: a signal (shown with ``project``) and an attribution
+# (shown as a heat map).
 DEFAULT_METHODS = ("gradient", "pattern.attribution")
-#: ``grid`` arguments the callback sets itself.
+# ``grid`` arguments the callback sets itself.
 _GRID_OWN = ("images", "explanations", "row_labels", "path")
 
 
@@ -45,10 +45,10 @@ class ExplanationGrid(Arguments, keras.callbacks.Callback):
     """Draws explanations of fixed images every few epochs while a model trains.
 
     At the end of epoch ``e`` (counted from 1, as Keras prints them) with ``e % every == 0``
-    each method explains ``images`` with the model's weights at that moment; the pattern
-    methods (``pattern.net``, ``pattern.attribution``) first refit their patterns on
-    ``fit_data`` (patterns describe the weights they were fitted for, so they are refitted
-    every time). The explanations are drawn with :func:`keras_patterns.visualize.grid`
+    each method explains ``images`` with the model's weights at that moment; the methods
+    that need fitting (``needs_fit``: ``pattern.net``, ``pattern.attribution``) are first
+    refitted on ``fit_data`` (patterns describe the weights they were fitted for, so they
+    are refitted every time). The explanations are drawn with :func:`keras_patterns.visualize.grid`
     (``row_labels`` from ``labels``, columns labelled ``"input"`` and the method names
     unless ``grid_kwargs`` says otherwise) and the picture is
 
@@ -78,11 +78,12 @@ class ExplanationGrid(Arguments, keras.callbacks.Callback):
         out_dir: folder of the PNG files (created if needed), or None for none.
         log_dir: folder of the TensorBoard event file, or None for none. At least one of
             ``out_dir`` and ``log_dir`` must be given.
-        fit_data: the data the pattern methods refit their patterns on at every drawing:
-            arrays, an ``(x, y)`` tuple, a finite ``tf.data.Dataset``, a
-            ``keras.utils.PyDataset``, or a function without arguments returning such data
-            or a fresh generator (a generator itself is refused: it would be exhausted
-            after the first fit). Required when a method fits patterns.
+        fit_data: the data the methods that need fitting (the pattern methods: their
+            patterns) are refitted on at every drawing: arrays, an ``(x, y)`` tuple, a
+            finite ``tf.data.Dataset``, a ``keras.utils.PyDataset``, or a function without
+            arguments returning such data or a fresh generator (a generator itself is
+            refused: it would be exhausted after the first fit). Required when a method
+            needs fitting.
         labels: ``R`` row labels (any objects, drawn with ``str``), or None for none.
         method_kwargs: ``{method name: dict of create_analyzer keyword arguments}``, e.g.
             ``{"smoothgrad": {"augment_by_n": 16}}``. SmoothGrad and ``random`` get
@@ -276,7 +277,7 @@ class ExplanationGrid(Arguments, keras.callbacks.Callback):
         maps = {}
         with _random_state_kept():
             for name, analyzer in self._analyzers.items():
-                if _needs_fit(name, self.method_kwargs[name]):
+                if analyzer.needs_fit:
                     analyzer.fit(self._fit_data(), **self.fit_kwargs)
                 selection = {}
                 if self.neuron_selection is not None:

@@ -1,16 +1,21 @@
-"""The subcommands `fit`, `explain`, `list` and `check` of `keras-patterns`."""
+"""The subcommands `fit`, `explain`, `evaluate`, `reproduce`, `list` and `check` of
+`keras-patterns` (`demo` is in `demo`).
+
+What a method needs is read from its class (`returns`, `needs_fit`, `example`): a method
+registered from outside the package is listed, checked and explained like the others."""
 
 import ast
 import inspect
 import os
 import time
+import warnings
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from .. import visualize
-from ..analyzers import ANALYZERS, analyzer_class, create_analyzer, list_analyzers
+from ..analyzers import Analyzer, analyzer_class, create_analyzer, list_analyzers
 from ..errors import InvalidInputError, NotAnalyzableModelError, PatternFileError
 from ..loading import load_model
 from ..patterns import compute_patterns, patterns_path, save_patterns
@@ -66,7 +71,11 @@ def fit(args):
 def _analyzer(args, model):
     kwargs = parse_params(args.param)
     cls = analyzer_class(args.method)
-    if args.method.startswith("pattern."):
+    if cls.needs_fit_with(**kwargs) and "patterns" not in kwargs:
+        if "patterns" not in cls.parameters():
+            raise InvalidInputError(
+                f"'{args.method}' learns from data (fit), which `explain` does not do; explain "
+                "with it from Python: analyzer.fit(data), then analyzer.analyze(x).")
         path = args.patterns or patterns_path(args.model)
         if not os.path.isfile(path):
             raise PatternFileError(
@@ -86,13 +95,13 @@ def explain(args):
     source = ImageSource(shape, args.scale, args.offset, args.resize)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    kind = "project" if args.method in visualize.SIGNAL_METHODS else "heatmap"
+    style = "project" if analyzer.returns == "signal" else "heatmap"
     bar = keras.utils.Progbar(len(files), unit_name="image")
     written = 0
     for chunk, x in source.batches(files, args.batch_size):
         selection = None if args.neuron is None else args.neuron
         e = analyzer.analyze(x, neuron_selection=selection)
-        pictures = (visualize.project(e) if kind == "project"
+        pictures = (visualize.project(e) if style == "project"
                     else visualize.heatmap(e, cmap="seismic"))
         from PIL import Image
 
@@ -104,49 +113,32 @@ def explain(args):
                 np.save(f"{stem}.npy", raw)
             written += 1
         bar.add(len(chunk))
-    print(f"wrote {written} {kind} picture(s) to {out}/")
+    print(f"wrote {written} {style} picture(s) to {out}/")
     return 0
 
 
 def _parameters(cls):
     """The method's own parameters (those of its class chain, not the shared ones)."""
-    shared = set(inspect.signature(ANALYZERS["input"].__init__).parameters)
-    try:
-        params = inspect.signature(cls.__init__).parameters.values()
-    except (TypeError, ValueError):
-        return []
-    return [f"{p.name}={p.default!r}" if p.default is not p.empty else p.name
-            for p in params if p.name not in shared | {"self", "kwargs", "composite"}
-            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    shared = set(Analyzer.parameters()) | {"composite"}
+    return [name if default is inspect.Parameter.empty else f"{name}={default!r}"
+            for name, default in cls.parameters().items() if name not in shared]
 
 
 def list_methods(args):
     names = list_analyzers()
     width = max(map(len, names)) + 2
     for name, description in names.items():
-        params = _parameters(ANALYZERS[name])
+        params = _parameters(analyzer_class(name))
         print(f"{name:<{width}}{description}")
         if params:
             print(f"{'':<{width}}  parameters: {', '.join(params)}")
     return 0
 
 
-#: parameters the self-check passes to the methods that cannot run on the model alone
-CHECK_ARGUMENTS = {
-    "lrp": {"rule": "epsilon"},
-    "lrp.alpha_beta": {"alpha": 2.0, "beta": 1.0},
-    "lrp.alpha_beta_IB": {"alpha": 2.0, "beta": 1.0},
-    "lrp.bounded": {"low": 0.0, "high": 1.0},  # the range of the random images
-    "deep_taylor.bounded": {"low": 0.0, "high": 1.0},
-    "lrp.sequential_preset_b_flat_until_idx": {"until_layer_idx": 1},
-}
-
-
 def check(args):
-    """Every method on a small CNN with random weights, one line each; exit status 1 if
-    one fails (a quick check of an installation)."""
-    import warnings
-
+    """Every method on a small CNN with random weights, one line each, with its `example`
+    arguments and fitted on random images where it `needs_fit`; exit status 1 if one fails
+    (a quick check of an installation)."""
     from ..version import __version__
 
     keras.utils.set_random_seed(0)
@@ -156,21 +148,21 @@ def check(args):
         keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)], name="check_cnn")
     rng = np.random.default_rng(0)
     images = rng.uniform(size=(4, 16, 16, 3)).astype("float32")
-    with warnings.catch_warnings():  # random weights and images leave some units dead
-        warnings.simplefilter("ignore")
-        patterns = compute_patterns(model, rng.uniform(size=(64, 16, 16, 3)).astype("float32"))
+    fit_data = rng.uniform(size=(64, 16, 16, 3)).astype("float32")
     names = list_analyzers()
     width = max(len(n) for n in names) + 1
     print(f"keras-patterns {__version__}: explaining {model.name} on {len(images)} images")
     print(f"{'method':<{width}} {'shape':<18} {'seconds':>8}  {'mean |e|':>10}  description")
     failed = 0
     for name, description in names.items():
-        kwargs = dict(CHECK_ARGUMENTS.get(name, {}))
-        if name.startswith("pattern."):
-            kwargs["patterns"] = patterns
         try:
             start = time.perf_counter()
-            explanation = create_analyzer(name, model, **kwargs).analyze(images)
+            analyzer = create_analyzer(name, model, **analyzer_class(name).example)
+            if analyzer.needs_fit:
+                with warnings.catch_warnings():  # random weights and images: dead units
+                    warnings.simplefilter("ignore")
+                    analyzer.fit(fit_data)
+            explanation = analyzer.analyze(images)
             took = time.perf_counter() - start
         except (InvalidInputError, NotAnalyzableModelError, ValueError) as e:
             failed += 1
@@ -212,11 +204,9 @@ def evaluate(args):
         rows = [("random order", ev.degradation(model, sample, None, args.patch_size,
                                                 args.steps, order="random").aopc)]
         for name in args.methods:
-            cls = analyzer_class(name)
-            kwargs = {}
-            if name.startswith("pattern."):
-                kwargs["patterns"] = compute_patterns(model, x, output_index=args.output_index)
-            analyzer = cls(model, output_index=args.output_index, **kwargs)
+            analyzer = create_analyzer(name, model, output_index=args.output_index)
+            if analyzer.needs_fit:
+                analyzer.fit(x)
             rows.append((name, ev.degradation(model, sample, analyzer.analyze(sample),
                                               args.patch_size, args.steps).aopc))
             print(f"degradation {name}: AOPC {rows[-1][1]:.4f}")
@@ -235,3 +225,10 @@ def reproduce(args):
 
     run(args.out, quick=args.quick, seed=args.seed)
     return 0
+
+
+def __getattr__(name):
+    if name == "CHECK_ARGUMENTS":  # the former table: now each class's `example`
+        return {method: dict(analyzer_class(method).example) for method in list_analyzers()
+                if analyzer_class(method).example}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

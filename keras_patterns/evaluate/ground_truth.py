@@ -26,7 +26,8 @@ images, explaining each image's true class:
   image, about 0.04, is what relevance spread evenly gets).
 
 Both scores (and the mass of |R|) are reported for every method; ``score`` is the one of
-its kind. An explanation that is zero everywhere scores 0 on all of them.
+what it returns (its class's `returns`). An explanation that is zero everywhere scores 0 on
+all of them.
 
     table = ground_truth()
     print(table.to_markdown())
@@ -39,9 +40,9 @@ from typing import Dict, Optional, Sequence, Union
 import keras
 import numpy as np
 
-from ..analyzers import create_analyzer
+from ..analyzers import analyzer_class, create_analyzer
 
-#: the class shapes, 5 x 5 ("#" is signal)
+# the class shapes, 5 x 5 ("#" is signal)
 SHAPES = {
     "cross": ["..#..", "..#..", "#####", "..#..", "..#.."],
     "square": ["#####", "#...#", "#...#", "#...#", "#####"],
@@ -51,29 +52,17 @@ SHAPES = {
     "H": ["#...#", "#...#", "#####", "#...#", "#...#"],
 }
 
-#: method -> kind ("signal" or "attribution"); the default methods of `ground_truth`
-METHODS = {
-    "input": "signal",
-    "gradient": "signal",
-    "smoothgrad": "signal",
-    "deconvnet": "signal",
-    "guided_backprop": "signal",
-    "pattern.net": "signal",
-    "random": "attribution",
-    "input_t_gradient": "attribution",
-    "integrated_gradients": "attribution",
-    "lrp.z": "attribution",
-    "lrp.epsilon": "attribution",
-    "lrp.alpha_1_beta_0": "attribution",
-    "lrp.alpha_2_beta_1": "attribution",
-    "deep_taylor": "attribution",
-    "pattern.attribution": "attribution",
-}
+# the default methods of `ground_truth`, signals first -> what each returns ("signal" or
+# "attribution", read from its class)
+METHODS = {name: analyzer_class(name).returns for name in (
+    "input", "gradient", "smoothgrad", "deconvnet", "guided_backprop", "pattern.net",
+    "random", "input_t_gradient", "integrated_gradients", "lrp.z", "lrp.epsilon",
+    "lrp.alpha_1_beta_0", "lrp.alpha_2_beta_1", "deep_taylor", "pattern.attribution")}
 
-#: parameters of the default methods (seeded noise)
+# parameters of the default methods (seeded noise)
 METHOD_KWARGS = {"random": {"seed": 0}, "smoothgrad": {"seed": 0}}
 
-#: the generator's defaults
+# the generator's defaults
 AMPLITUDE = (1.0, 2.0)
 DISTRACTOR_STRENGTH = (2.0, 4.0)
 FREQUENCY = (0.04, 0.12)
@@ -273,7 +262,8 @@ class GroundTruthTable:
     """The outcome of `ground_truth`.
 
     Attributes:
-        rows: one dict per method: "method", "kind", "score" (cosine for signal methods,
+        rows: one dict per method: "method", "returns" ("signal" or "attribution"; also
+            under its former name "kind"), "score" (cosine for signal methods,
             positive mass for attribution methods), "cosine", "mass_pos", "mass_abs" (means
             over the test images), "cosine_std", "mass_pos_std", "seconds".
         accuracy: the CNN's accuracy on the test images.
@@ -301,10 +291,10 @@ class GroundTruthTable:
 
     def to_markdown(self) -> str:
         """The table in Markdown, with the accuracy and the chance level below it."""
-        lines = ["| method | kind | score | cosine | mass (R>0) | mass (abs R) |",
+        lines = ["| method | returns | score | cosine | mass (R>0) | mass (abs R) |",
                  "|---|---|---|---|---|---|"]
         for r in self.rows:
-            lines.append(f"| {r['method']} | {r['kind']} | {r['score']:.3f} | "
+            lines.append(f"| {r['method']} | {r['returns']} | {r['score']:.3f} | "
                          f"{r['cosine']:.3f} | {r['mass_pos']:.3f} | {r['mass_abs']:.3f} |")
         lines.append("")
         lines.append(f"CNN accuracy {self.accuracy:.3f} on {self.n_test} test images "
@@ -323,9 +313,12 @@ def _methods(methods):
     return {name: dict(METHOD_KWARGS.get(name, {})) for name in methods}
 
 
-def kind_of(method: str) -> str:
-    """"signal" for the signal methods of `METHODS`, else "attribution"."""
-    return METHODS.get(method, "attribution")
+def returns_of(method: str) -> str:
+    """What `method` returns: "signal" or "attribution" (its class's `returns`)."""
+    return analyzer_class(method).returns
+
+
+kind_of = returns_of  # the former name
 
 
 def ground_truth(methods: Optional[Union[Sequence[str], Dict[str, dict]]] = None,
@@ -361,20 +354,21 @@ def ground_truth(methods: Optional[Union[Sequence[str], Dict[str, dict]]] = None
         start = time.perf_counter()
         analyzer = create_analyzer(name, model, neuron_selection_mode="index",
                                    batch_size=batch_size, **kwargs)
-        if getattr(analyzer, "patterns", 0) is None and hasattr(analyzer, "estimator"):
+        if analyzer.needs_fit and not analyzer.is_fitted:
             analyzer.fit(train.x, batch_size=256)
         e = np.asarray(analyzer.analyze(test.x, neuron_selection=test.y))
         scores = score_explanations(e, test)
-        kind = kind_of(name)
-        row = {"method": name, "kind": kind,
-               "score": float(np.mean(scores["cosine" if kind == "signal" else "mass_pos"])),
+        returns = analyzer.returns
+        # "kind": the former name of "returns"
+        row = {"method": name, "returns": returns, "kind": returns,
+               "score": float(np.mean(scores["cosine" if returns == "signal" else "mass_pos"])),
                **{k: float(np.mean(v)) for k, v in scores.items()},
                "cosine_std": float(np.std(scores["cosine"])),
                "mass_pos_std": float(np.std(scores["mass_pos"])),
                "seconds": time.perf_counter() - start}
         rows.append(row)
         if verbose:
-            print(f"{name:24s} {kind:12s} score {row['score']:.3f}  cosine {row['cosine']:.3f}"
+            print(f"{name:24s} {returns:12s} score {row['score']:.3f}  cosine {row['cosine']:.3f}"
                   f"  mass {row['mass_pos']:.3f}  ({row['seconds']:.1f} s)")
     return GroundTruthTable(
         rows=rows, accuracy=accuracy(model, test), train_accuracy=accuracy(model, train),
@@ -384,4 +378,5 @@ def ground_truth(methods: Optional[Union[Sequence[str], Dict[str, dict]]] = None
 
 __all__ = ["GroundTruthData", "GroundTruthTable", "SHAPES", "METHODS", "make_dataset",
            "build_model", "train_model", "accuracy", "ground_truth", "cosine_similarity",
-           "relevance_mass", "score_explanations", "templates", "grating", "kind_of"]
+           "relevance_mass", "score_explanations", "templates", "grating", "kind_of",
+           "returns_of"]

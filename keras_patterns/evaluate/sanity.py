@@ -36,7 +36,7 @@ from .correlation import (  # noqa: F401 - part of this module's interface
     ranks,
 )
 
-#: the weights that make a layer a "kernel layer" for randomisation
+# the weights that make a layer a "kernel layer" for randomisation
 KERNEL_WEIGHTS = ("kernel", "depthwise_kernel", "pointwise_kernel", "embeddings")
 
 
@@ -44,8 +44,8 @@ KERNEL_WEIGHTS = ("kernel", "depthwise_kernel", "pointwise_kernel", "embeddings"
 
 
 def _needs_fit(analyzer):
-    """Pattern analyzers whose patterns are not set yet."""
-    return hasattr(analyzer, "estimator") and getattr(analyzer, "patterns", 0) is None
+    """Analyzers that learn from data (`needs_fit`) and are not fitted yet."""
+    return analyzer.needs_fit and not analyzer.is_fitted
 
 
 def make_analyzer(method: Union[str, Callable], model: keras.Model, fit_data=None,
@@ -56,7 +56,8 @@ def make_analyzer(method: Union[str, Callable], model: keras.Model, fit_data=Non
         method: a method name (with `kwargs` its parameters) or a callable
             ``factory(model) -> analyzer`` (created with ``neuron_selection_mode="index"``).
         model: the model to explain.
-        fit_data: the data pattern methods are fitted on.
+        fit_data: the data the methods that need fitting (the pattern methods) are fitted
+            on.
         batch_size: the analysis and fit batch size.
         **kwargs: the method's parameters (for a name only).
 
@@ -78,7 +79,7 @@ def make_analyzer(method: Union[str, Callable], model: keras.Model, fit_data=Non
         raise TypeError(f"method must be a method name or a callable, got {method!r}.")
     if _needs_fit(analyzer):
         if fit_data is None:
-            raise ValueError(f"'{analyzer.name}' learns patterns: pass fit_data.")
+            raise ValueError(f"'{analyzer.name}' learns from data: pass fit_data.")
         analyzer.fit(fit_data, batch_size=batch_size)
     return analyzer
 

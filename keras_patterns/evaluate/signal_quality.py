@@ -179,7 +179,7 @@ def _patterns(graph, name, chosen, moments, seed):
     """{key: (a or a_-, delta or None)} as (D, F) arrays: the estimator fitted on split 1
     (the unfitted ones as `compute_patterns` gives them, the same random directions)."""
     est = estimator(name)
-    if not est.fitted:
+    if not est.needs_fit:
         fitted = estimate_all(graph, est, seed=seed)
     else:
         fitted, dead, rng = {}, {}, np.random.default_rng(seed)

@@ -2,7 +2,8 @@
 
 Every pattern is normalised so that w_j^T a_j = 1 for each neuron j: the signal estimate
 S(x) = a w^T x then reproduces the neuron's output, w^T S(x) = y. One small class per
-estimator, declaring what it needs and returns, and one line in `ESTIMATORS`:
+estimator, declaring what it needs and returns, registered under its pattern type with
+`register_estimator` (the `pattern_type=` of `compute_patterns` and the pattern analyzers):
 
 - `TwoComponent` ("relu", S_a+-, the default): a_+ = cov_+[x, y] / w^T cov_+[x, y], the
   covariance taken within the positive regime (E_+[xy] - E_+[x] E_+[y]); a_- the same within
@@ -21,6 +22,8 @@ there, gets a zero pattern in that regime; such neurons are counted.
 
 import numpy as np
 
+from ..registry import Registry
+
 
 def _per_neuron(kmap, tensor):
     """Sum of a kernel-shaped array over each neuron's entries (numpy)."""
@@ -31,12 +34,22 @@ def _to_kernel(kmap, vector):
     return np.asarray(kmap.neuron_to_kernel(vector))
 
 
-def _normalise(kmap, w, direction, valid):
+def normalise(kmap, w, direction, valid):
     """direction / (w^T direction) per neuron; zero where invalid or w^T direction ~ 0.
 
     Any positive multiple of a neuron's direction gives the same pattern. One kernel-sized
     array is allocated (VGG16's first dense layer holds 103 M weights): the products
-    w * direction, whose buffer then takes the pattern; `direction` is only read."""
+    w * direction, whose buffer then takes the pattern; `direction` is only read.
+
+    Args:
+        kmap: the layer's kernel map.
+        w: its kernel (float32 or float64).
+        direction: a kernel-shaped array, one direction per neuron.
+        valid: per neuron, whether it has a direction (a boolean vector).
+
+    Returns:
+        (the patterns, a kernel-shaped float64 array; per neuron whether it got one).
+    """
     product = np.multiply(w, direction, dtype=np.float64)
     denom = _per_neuron(kmap, product)
     scale = _per_neuron(kmap, np.abs(product, out=product))
@@ -57,15 +70,21 @@ class Estimator:
     dead counts the neurons that got a zero pattern."""
 
     name = None
-    #: whether it needs data (`fit`)
-    fitted = True
-    #: the pattern arrays of a layer
+    # whether it needs data (`fit`); the estimators without it compute patterns from the
+    # weights alone
+    needs_fit = True
+    # the pattern arrays of a layer
     arrays = ("a",)
-    #: the regimes whose kernel-shaped statistics it needs ("plus"/"minus": split by the
-    #: sign of the pre-activation; "all": every observation)
+    # the regimes whose kernel-shaped statistics it needs ("plus"/"minus": split by the
+    # sign of the pre-activation; "all": every observation)
     regimes = ("all",)
-    #: whether it needs the regimes' input means E_r[x]
+    # whether it needs the regimes' input means E_r[x]
     needs_mean_x = False
+
+    @property
+    def fitted(self):
+        """The former name of `needs_fit`."""
+        return self.needs_fit
 
     @property
     def two_component(self):
@@ -79,40 +98,31 @@ class Estimator:
         return f"{type(self).__name__}()"
 
 
-class Filter(Estimator):
-    name = "filter"
-    fitted = False
-    regimes = ()
-
-    def estimate(self, kmap, w, stats=None, rng=None):
-        a, ok = _normalise(kmap, w, w, np.ones(kmap.output_channels, bool))
-        return {"a": a}, int((~ok).sum())
+ESTIMATORS = Registry("pattern type", error=ValueError, base=Estimator)
 
 
-class Random(Estimator):
-    name = "random"
-    fitted = False
-    regimes = ()
+def register_estimator(name, cls=None, *, replace=False):
+    """Register an estimator class under the pattern type `name` (which becomes its
+    `name`); without `cls`, a class decorator.
 
-    def estimate(self, kmap, w, stats=None, rng=None):
-        rng = rng or np.random.default_rng(0)
-        a, ok = _normalise(kmap, w, rng.normal(size=w.shape), np.ones(kmap.output_channels,
-                                                                       bool))
-        return {"a": a}, int((~ok).sum())
+    Args:
+        name: the pattern type ("relu", "linear", ...).
+        cls: a subclass of `Estimator`.
+        replace: allow replacing the estimator of that name.
 
+    Returns:
+        The class.
 
-class Linear(Estimator):
-    name = "linear"
-
-    def estimate(self, kmap, w, stats=None, rng=None):
-        # the co-moment n cov[x, y]: the normalisation removes the factor n
-        both = stats["all"]
-        a, ok = _normalise(kmap, w, both["c_xy"], both["n"] > 1)
-        return {"a": a}, int((~ok).sum())
+    Raises:
+        ValueError: a name taken (unless `replace`), or a class that is no Estimator.
+    """
+    if cls is None:
+        return lambda decorated: register_estimator(name, decorated, replace=replace)
+    return ESTIMATORS.register(name, cls, replace=replace)
 
 
+@register_estimator("relu")
 class TwoComponent(Estimator):
-    name = "relu"
     arrays = ("a_plus", "a_minus")
     regimes = ("plus", "minus")
 
@@ -129,14 +139,14 @@ class TwoComponent(Estimator):
             if "c_xy" not in stats[regime]:
                 continue  # not gathered (a regime that never passes a signal)
             direction, valid = self.direction(kmap, stats, regime)
-            out[name], ok_r = _normalise(kmap, w, direction, valid)
+            out[name], ok_r = normalise(kmap, w, direction, valid)
             if regime == "plus":
                 ok = ok_r
         return out, int((~ok).sum())
 
 
+@register_estimator("relu.eq8")
 class TwoComponentEq8(TwoComponent):
-    name = "relu.eq8"
     needs_mean_x = True
 
     def direction(self, kmap, stats, regime):
@@ -149,14 +159,58 @@ class TwoComponentEq8(TwoComponent):
         return _covariance(kmap, s) + s["mean_x"] * shift, s["n"] > 0
 
 
-#: pattern type -> estimator class
-ESTIMATORS = {cls.name: cls for cls in (TwoComponent, TwoComponentEq8, Linear, Filter, Random)}
-PATTERN_TYPES = tuple(ESTIMATORS)
+@register_estimator("linear")
+class Linear(Estimator):
+    def estimate(self, kmap, w, stats=None, rng=None):
+        # the co-moment n cov[x, y]: the normalisation removes the factor n
+        both = stats["all"]
+        a, ok = normalise(kmap, w, both["c_xy"], both["n"] > 1)
+        return {"a": a}, int((~ok).sum())
+
+
+class FromWeights(Estimator):
+    """An estimator without fitting: a direction per neuron computed from the weights,
+    normalised."""
+
+    needs_fit = False
+    regimes = ()
+
+    def direction(self, w, rng):
+        raise NotImplementedError
+
+    def estimate(self, kmap, w, stats=None, rng=None):
+        a, ok = normalise(kmap, w, self.direction(w, rng), np.ones(kmap.output_channels,
+                                                                     bool))
+        return {"a": a}, int((~ok).sum())
+
+
+@register_estimator("filter")
+class Filter(FromWeights):
+    def direction(self, w, rng):
+        return w
+
+
+@register_estimator("random")
+class Random(FromWeights):
+    def direction(self, w, rng):
+        return (rng or np.random.default_rng(0)).normal(size=w.shape)
 
 
 def estimator(pattern_type):
-    """The estimator of a pattern type ("relu", "relu.eq8", "linear", "filter", "random")."""
-    if pattern_type not in ESTIMATORS:
+    """The estimator of a pattern type ("relu", "relu.eq8", "linear", "filter", "random", or
+    one registered since).
+
+    Raises:
+        ValueError: an unknown pattern type, naming the registered ones.
+    """
+    cls = ESTIMATORS.get(pattern_type) if isinstance(pattern_type, str) else None
+    if cls is None:
         raise ValueError(f"pattern_type={pattern_type!r} is not one of "
-                         f"{', '.join(map(repr, PATTERN_TYPES))}.")
-    return ESTIMATORS[pattern_type]()
+                         f"{', '.join(map(repr, ESTIMATORS))}.")
+    return cls()
+
+
+def __getattr__(name):
+    if name == "PATTERN_TYPES":  # the former frozen list; now read from the registry
+        return ESTIMATORS.names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -38,7 +38,7 @@ def prepare_graph(model, output_index=None):
     return graph
 
 
-def kernel_regimes(graph, estimate, negative_patterns="used"):
+def kernel_regimes(graph, signal_estimator, negative_patterns="used"):
     """Key -> the regimes whose kernel-shaped statistics the estimator needs: its own
     regimes; for a two-component estimator "minus" only where the negative regime passes a
     signal (no rectifier alone follows; everywhere with negative_patterns="all")."""
@@ -47,8 +47,8 @@ def kernel_regimes(graph, estimate, negative_patterns="used"):
                          f"{negative_patterns!r}.")
     regimes = {}
     for node, key in pattern_keys(graph).items():
-        if not estimate.two_component:
-            regimes[key] = estimate.regimes
+        if not signal_estimator.two_component:
+            regimes[key] = signal_estimator.regimes
             continue
         minus = negative_patterns == "all" or not graph.only_rectifiers_consume(node)
         if minus or key not in regimes:
@@ -56,7 +56,7 @@ def kernel_regimes(graph, estimate, negative_patterns="used"):
     return regimes
 
 
-def estimate_all(graph, estimate, statistics=None, n_samples=0, seed=0):
+def estimate_all(graph, signal_estimator, statistics=None, n_samples=0, seed=0):
     """Patterns for every kernel map of `graph` from `statistics` (key -> regime stats)."""
     rng = np.random.default_rng(seed)
     arrays, counts, dead, names = {}, {}, {}, {}
@@ -66,8 +66,8 @@ def estimate_all(graph, estimate, statistics=None, n_samples=0, seed=0):
         kmap = node.kernel_map
         stats = None if statistics is None else statistics[key]
         # the kernel as stored: the estimator forms its products in float64
-        arrays[key], dead[key] = estimate.estimate(kmap, np.asarray(kmap.kernel),
-                                                   stats, rng)
+        arrays[key], dead[key] = signal_estimator.estimate(kmap, np.asarray(kmap.kernel),
+                                                           stats, rng)
         bad = [name for name, a in arrays[key].items() if not all_finite(a)]
         if bad:
             raise InvalidInputError(
@@ -78,7 +78,7 @@ def estimate_all(graph, estimate, statistics=None, n_samples=0, seed=0):
         if stats is not None:
             counts[key] = {r: stats[r]["n"] for r in ("plus", "minus")}
     entries = layout(graph)
-    patterns = Patterns(estimate.name, arrays, n_samples, counts, dead, names,
+    patterns = Patterns(signal_estimator.name, arrays, n_samples, counts, dead, names,
                         {stable: key for stable, key, _ in entries}, fingerprints(entries))
     total = sum(dead.values())
     if total:
@@ -95,21 +95,21 @@ def fit_patterns(graph, data=None, pattern_type="relu", batch_size=32, steps=Non
                  negative_patterns="used", precision="float32", checkpoint=None,
                  checkpoint_every=100):
     """`compute_patterns` on a prepared graph (see there)."""
-    estimate = estimator(pattern_type)
-    if not estimate.fitted:
-        return estimate_all(graph, estimate, seed=seed)
+    signal_estimator = estimator(pattern_type)
+    if not signal_estimator.needs_fit:
+        return estimate_all(graph, signal_estimator, seed=seed)
     if data is None:
         raise ValueError(f"pattern_type={pattern_type!r} is fitted: pass data.")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
-    regimes = kernel_regimes(graph, estimate, negative_patterns)
+    regimes = kernel_regimes(graph, signal_estimator, negative_patterns)
     statistics_pass = StatisticsPass(graph, regimes, strategy, precision)
 
     def fit(held=contextlib.nullcontext):
         n_samples = statistics_pass.run(data, batch_size, steps, verbose, checkpoint, held)
-        statistics = {key: s.moments(mean_x=estimate.needs_mean_x)
+        statistics = {key: s.moments(mean_x=signal_estimator.needs_mean_x)
                       for key, s in statistics_pass.stats.items()}
-        return estimate_all(graph, estimate, statistics, n_samples, seed)
+        return estimate_all(graph, signal_estimator, statistics, n_samples, seed)
 
     if checkpoint is None:
         return fit()

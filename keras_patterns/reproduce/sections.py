@@ -102,7 +102,7 @@ def toy_section(setting, out):
         "",
         "![toy](toy.png)",
         "",
-        _table(("method", "kind", "|cos(e, a_s y)| or share of |e| on the signal"), rows),
+        _table(("method", "returns", "|cos(e, a_s y)| or share of |e| on the signal"), rows),
     ])
 
 
@@ -283,7 +283,7 @@ def ground_truth_section(setting, out):
     q = setting.quick
     table = evaluate.ground_truth(n_train=600 if q else 3000, n_test=60 if q else 300,
                                   epochs=4 if q else 10, seed=setting.seed)
-    signal = [r for r in table.rows if r["kind"] == "signal" and r["method"] != "input"]
+    signal = [r for r in table.rows if r["returns"] == "signal" and r["method"] != "input"]
     best = max(signal, key=lambda r: r["score"])
     pattern_net = next(r for r in signal if r["method"] == "pattern.net")
     setting.note(None,

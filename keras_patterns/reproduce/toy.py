@@ -3,9 +3,9 @@
 Data x = s + d with the signal s = a_s y, a_s = (1, 0), y ~ U[-1, 1], and the distractor
 d = a_d eps, a_d = (1, 1), eps ~ N(mu, sigma^2). The linear model y = w^T x with
 w = (1, -1) extracts y exactly: it cancels the distractor (w^T a_d = 0) and w^T a_s = 1.
-Every method explains this model; a signal method is right when it returns the signal
-a_s y, an attribution method when it puts y on the signal's coordinate and nothing on the
-other.
+Every method explains this model; a method that returns a signal is right when it returns
+the signal a_s y, one that returns an attribution when it puts y on the signal's coordinate
+and nothing on the other (what a method returns is its class's `returns`).
 """
 
 import numpy as np
@@ -13,8 +13,9 @@ import numpy as np
 SIGNAL = np.array([1.0, 0.0])
 DISTRACTOR = np.array([1.0, 1.0])
 FILTER = np.array([1.0, -1.0])
-SIGNAL_METHODS = ("gradient", "deconvnet", "guided_backprop", "pattern.net")
-ATTRIBUTION_METHODS = ("input_t_gradient", "lrp.z", "lrp.epsilon", "pattern.attribution")
+# the methods of the experiment, signals first
+METHODS = ("gradient", "deconvnet", "guided_backprop", "pattern.net", "input_t_gradient",
+           "lrp.z", "lrp.epsilon", "pattern.attribution")
 
 
 def toy_data(n=2000, mu=0.0, sigma=1.0, seed=0):
@@ -41,9 +42,10 @@ def toy_experiment(n=2000, seed=0):
 
     Returns:
         dict with "pattern" (the learned linear pattern, fitted on the data), "cosine"
-        (signal methods: mean |cos| between the explanation and the signal a_s y) and
-        "signal_share" (attribution methods: the mean fraction of |attribution| on the
-        signal's coordinate), and "explanations" of 200 samples per method.
+        (methods that return a signal: mean |cos| between the explanation and the signal
+        a_s y) and "signal_share" (methods that return an attribution: the mean fraction of
+        |attribution| on the signal's coordinate), and "explanations" of 200 samples per
+        method (the methods that need fitting fitted on the data, with linear patterns).
     """
     import keras_patterns as kp
 
@@ -55,12 +57,15 @@ def toy_experiment(n=2000, seed=0):
     signal = y[:200, None] * SIGNAL
     out = {"pattern": pattern, "cosine": {}, "signal_share": {}, "explanations": {},
            "x": sample, "y": y[:200]}
-    for name in SIGNAL_METHODS + ATTRIBUTION_METHODS:
-        kwargs = {"patterns": patterns, "pattern_type": "linear"} if name.startswith(
-            "pattern.") else {}
-        e = kp.create_analyzer(name, model, **kwargs).analyze(sample).astype(np.float64)
+    for name in METHODS:
+        cls = kp.analyzers.analyzer_class(name)
+        kwargs = {"pattern_type": "linear"} if "pattern_type" in cls.parameters() else {}
+        analyzer = cls(model, **kwargs)
+        if analyzer.needs_fit:
+            analyzer.fit(x)
+        e = analyzer.analyze(sample).astype(np.float64)
         out["explanations"][name] = e
-        if name in SIGNAL_METHODS:
+        if analyzer.returns == "signal":
             norms = np.linalg.norm(e, axis=1) * np.linalg.norm(signal, axis=1)
             cos = np.abs((e * signal).sum(axis=1)) / np.where(norms > 0, norms, 1.0)
             out["cosine"][name] = float(cos[norms > 0].mean())

@@ -1,7 +1,10 @@
-"""LRP rules (`lrp`: one small class each and the `RULES` registry) and composites of them
-(`composite`: which rule at which layer, and the named presets)."""
+"""LRP rules (`lrp`: one small class each), their registries (`catalog`: `RULES`,
+`PRESETS`, `register_rule`, `register_preset`) and composites of them (`composite`: which
+rule at which layer, and the presets)."""
 
-from .composite import PRESETS, Composite
-from .lrp import RULES, Rule, register, rule_from
+from .catalog import PRESETS, RULES, register, register_preset, register_rule, rule_from
+from .composite import Composite, Preset
+from .lrp import Rule
 
-__all__ = ["Composite", "PRESETS", "RULES", "Rule", "register", "rule_from"]
+__all__ = ["Composite", "PRESETS", "Preset", "RULES", "Rule", "register", "register_preset",
+           "register_rule", "rule_from"]

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 import keras
 
 from ..graph import AFFINE, KERNEL
-from .lrp import AlphaBeta, Epsilon, Flat, Pass, Rule, is_bounds, rule_from
+from .catalog import PRESETS, is_bounds, register_preset, rule_from  # noqa: F401 - PRESETS
+from .lrp import AlphaBeta, Epsilon, Flat, Pass, Rule
 
 
 class _Kernels:
@@ -158,14 +159,29 @@ class Composite:
 class Preset:
     """A named composite: epsilon at Dense layers (and at the affine layers), `conv` at the
     other kernel layers, `input_layer` at the input layers, `until` at the layers up to
-    `until_layer_idx` (which the analyzer then needs)."""
+    `until_layer_idx` (which the analyzer then needs). Registered with
+    `rules.register_preset(name, preset)`, it is the analyzer `name`."""
 
     conv: Rule
     input_layer: Rule = None
     until: Rule = None
 
+    @property
+    def example(self):
+        """The keyword arguments of a quick example of its analyzer."""
+        return {} if self.until is None else {"until_layer_idx": 1}
+
+    @property
+    def description(self):
+        """One line on what it assigns."""
+        conv = "alpha=1 beta=0" if self.conv.beta == 0 else "alpha=2 beta=1"
+        return f"LRP preset: epsilon for dense, {conv} for conv layers" + (
+            ", flat at the input layer" if self.input_layer is not None else "") + (
+            " and layers 0..until_layer_idx" if self.until is not None else "")
+
     def composite(self, epsilon=0.1, input_layer_rule=None, until_layer_idx=None,
                   bn_layer_rule=None):
+        """The composite of this preset with the analyzer's settings."""
         if self.until is not None and until_layer_idx is None:
             raise ValueError("This preset needs until_layer_idx= (a kernel layer position).")
         return Composite(
@@ -176,11 +192,10 @@ class Preset:
             until_layer=self.until, batchnorm=bn_layer_rule)
 
 
-#: the sequential presets of iNNvestigate: name -> Preset
-PRESETS = {
-    "lrp.sequential_preset_a": Preset(AlphaBeta(1.0, 0.0)),
-    "lrp.sequential_preset_b": Preset(AlphaBeta(2.0, 1.0)),
-    "lrp.sequential_preset_a_flat": Preset(AlphaBeta(1.0, 0.0), Flat()),
-    "lrp.sequential_preset_b_flat": Preset(AlphaBeta(2.0, 1.0), Flat()),
-    "lrp.sequential_preset_b_flat_until_idx": Preset(AlphaBeta(2.0, 1.0), Flat(), Flat()),
-}
+# the sequential presets of iNNvestigate
+register_preset("lrp.sequential_preset_a", Preset(AlphaBeta(1.0, 0.0)))
+register_preset("lrp.sequential_preset_b", Preset(AlphaBeta(2.0, 1.0)))
+register_preset("lrp.sequential_preset_a_flat", Preset(AlphaBeta(1.0, 0.0), Flat()))
+register_preset("lrp.sequential_preset_b_flat", Preset(AlphaBeta(2.0, 1.0), Flat()))
+register_preset("lrp.sequential_preset_b_flat_until_idx",
+                Preset(AlphaBeta(2.0, 1.0), Flat(), Flat()))

@@ -14,18 +14,26 @@ bias b', and returns x' * f^T(W'; r / stab(z')) with z' = f(x'; W') + b'. Notati
   no rule divides by zero. The epsilon rule instead adds epsilon * sign(z) everywhere
   (`add_epsilon`): there epsilon is part of the rule, not a stabiliser.
 
-A new rule is one small class with a `relevance(layer, r)` method plus one line in `RULES`.
+A new rule is one small class with a `relevance(layer, r)` method, registered by name with
+`rules.register_rule` (`rules.catalog`); it is then a rule name of composites and the
+analyzer "lrp.<name>".
 """
-
-import functools
 
 import numpy as np
 import tensorflow as tf
 
 from ..vjp import vjp
 
-#: Stabiliser of the rules without an epsilon of their own (z, w², flat, alpha-beta, ...): the
-#: value a zero denominator is replaced by (iNNvestigate's, Keras' `epsilon()`).
+# The papers the rules come from (an analyzer "lrp.<rule>" cites its rule's).
+LRP_PAPER = ("Bach, Binder, Montavon, Klauschen, Mueller and Samek, On pixel-wise explanations "
+             "for non-linear classifier decisions by layer-wise relevance propagation, PLOS "
+             "ONE 2015")
+DEEP_TAYLOR_PAPER = ("Montavon, Lapuschkin, Binder, Samek and Mueller, Explaining nonlinear "
+                     "classification decisions with deep Taylor decomposition, Pattern "
+                     "Recognition 2017")
+
+# Stabiliser of the rules without an epsilon of their own (z, w², flat, alpha-beta, ...): the
+# value a zero denominator is replaced by (iNNvestigate's, Keras' `epsilon()`).
 EPSILON = 1e-7
 
 
@@ -71,8 +79,8 @@ def negative(t):
 class LayerView:
     """What a rule sees of one linear layer at one batch: input x, output z = f(x; W) + b.
 
-    kmap: a kernel map (`kernels.py`) or any object with `kernel`, `bias`, `apply(v, kernel)`
-        and `broadcast(vector, rank)`.
+    kmap: a kernel map (`keras_patterns.kernels`) or any object with `kernel`, `bias`,
+        `apply(v, kernel)` and `broadcast(vector, rank)`.
     nonnegative: x is known to be >= 0 (it comes out of a rectifier), so the terms in x-
         vanish and rules may skip them.
     preprocess: for an input layer behind element-wise affine layers and reshapes
@@ -124,11 +132,19 @@ class LayerView:
 
 
 class Rule:
-    """Base class. `bias`: whether the bias counts as an input neuron that absorbs relevance."""
+    """An LRP rule: `relevance(layer, r)` maps the relevance `r` at the outputs of one
+    linear layer (`LayerView`) to the relevance of its inputs.
 
-    name = None
+    Its class attributes describe the analyzer "lrp.<name>" it becomes once registered:
+    `example` (keyword arguments of a quick example on inputs in [0, 1], for rules that
+    cannot run with their defaults) and `citation` (the paper that defines it).
+    """
+
+    example = {}
+    citation = LRP_PAPER
 
     def relevance(self, layer, r):
+        """The relevance of the layer's inputs (shaped like `layer.x`)."""
         raise NotImplementedError
 
     def __repr__(self):
@@ -139,8 +155,6 @@ class Rule:
 class Epsilon(Rule):
     """LRP-epsilon: r_in = x * f^T(W; r / (z + epsilon * sign(z))), z with the bias unless
     bias=False; epsilon is added to every denominator (sign(0) = +1)."""
-
-    name = "epsilon"
 
     def __init__(self, epsilon=EPSILON, bias=True):
         if not epsilon > 0:
@@ -159,8 +173,6 @@ class Epsilon(Rule):
 class Z(Epsilon):
     """LRP-0 (the z-rule): r_in = x * f^T(W; r / stab(z)), stabilised only where z is zero."""
 
-    name = "z"
-
     def __init__(self, bias=True):
         super().__init__(EPSILON, bias)
 
@@ -172,7 +184,8 @@ class Gamma(Rule):
     """LRP-gamma: the z-rule with W + gamma W+ (and b + gamma b+): favours positive
     contributions."""
 
-    name = "gamma"
+    citation = ("Montavon, Binder, Lapuschkin, Samek and Mueller, Layer-wise relevance "
+                "propagation: an overview, in Explainable AI (LNCS 11700), Springer 2019")
 
     def __init__(self, gamma=0.25, bias=True, epsilon=None):
         if not gamma >= 0:
@@ -196,7 +209,7 @@ class Gamma(Rule):
 class WSquare(Rule):
     """w²-rule (Deep Taylor, unbounded inputs): r_in = f^T(W²; r / f(1; W²)); ignores x."""
 
-    name = "w_square"
+    citation = DEEP_TAYLOR_PAPER
 
     def weights(self, kernel):
         return tf.square(kernel)
@@ -210,7 +223,9 @@ class WSquare(Rule):
 class Flat(WSquare):
     """Flat rule: the w²-rule with every weight 1 (relevance spread over the receptive field)."""
 
-    name = "flat"
+    citation = ("Lapuschkin, Waeldchen, Binder, Montavon, Samek and Mueller, Unmasking Clever "
+                "Hans predictors and assessing what machines really learn, Nature "
+                "Communications 2019")
 
     def weights(self, kernel):
         return tf.ones_like(kernel)
@@ -224,7 +239,7 @@ class AlphaBeta(Rule):
     so z+ >= 0 >= z- always and nothing blows up (unlike adding the whole bias to both).
     """
 
-    name = "alpha_beta"
+    example = {"alpha": 2.0, "beta": 1.0}
 
     def __init__(self, alpha=None, beta=None, bias=True):
         if alpha is None and beta is None:
@@ -264,7 +279,7 @@ class AlphaBeta(Rule):
 class ZPlus(AlphaBeta):
     """z+-rule (Deep Taylor for rectified inputs): alpha=1, beta=0 without bias."""
 
-    name = "z_plus"
+    citation = DEEP_TAYLOR_PAPER
 
     def __init__(self):
         super().__init__(1.0, 0.0, bias=False)
@@ -273,7 +288,7 @@ class ZPlus(AlphaBeta):
 class ZPlusFast(Rule):
     """z+ for non-negative inputs in one pass: r_in = x * f^T(W+; r / f(x; W+))."""
 
-    name = "z_plus_fast"
+    citation = DEEP_TAYLOR_PAPER
 
     def relevance(self, layer, r):
         w = positive(layer.kernel)
@@ -287,7 +302,8 @@ class Bounded(Rule):
     low and high are in the model's input units: behind a preprocessing layer (`Rescaling`,
     `Normalization`) they are mapped to the input layer's units."""
 
-    name = "bounded"
+    example = {"low": 0.0, "high": 1.0}
+    citation = DEEP_TAYLOR_PAPER
 
     def __init__(self, low=-1.0, high=1.0):
         self.low, self.high = low, high
@@ -306,78 +322,5 @@ class Pass(Rule):
     between a model input and its input layer, where an input-layer rule applies: they
     relabel the pixels, and the input-layer rule sees the pixels through them)."""
 
-    name = "pass"
-
     def relevance(self, layer, r):
         return r
-
-
-#: Rule names -> factories (a Rule class, or a partial of one with its fixed settings; the
-#: remaining parameters stay keywords: RULES["epsilon_ib"](epsilon=0.1)). Every name is also
-#: an analyzer, "lrp.<name>" ("_ib" spelt "_IB", as iNNvestigate does). iNNvestigate's rule
-#: spellings are accepted too (`rule_from`). A new rule: one class and one `register` line.
-RULES = {
-    "z": Z,
-    "z_ib": functools.partial(Z, bias=False),
-    "epsilon": Epsilon,
-    "epsilon_ib": functools.partial(Epsilon, bias=False),
-    "gamma": Gamma,
-    "w_square": WSquare,
-    "flat": Flat,
-    "alpha_beta": AlphaBeta,
-    "alpha_beta_ib": functools.partial(AlphaBeta, bias=False),
-    "alpha_2_beta_1": functools.partial(AlphaBeta, 2.0, 1.0),
-    "alpha_2_beta_1_ib": functools.partial(AlphaBeta, 2.0, 1.0, bias=False),
-    "alpha_1_beta_0": functools.partial(AlphaBeta, 1.0, 0.0),
-    "alpha_1_beta_0_ib": functools.partial(AlphaBeta, 1.0, 0.0, bias=False),
-    "z_plus": ZPlus,
-    "z_plus_fast": ZPlusFast,
-    "bounded": Bounded,
-}
-
-
-def register(name, factory):
-    """Make a rule available by name: `rule="name"` in composites and the analyzer
-    "lrp.<name>". `factory` is a Rule class (or a partial of one)."""
-    if not (isinstance(name, str) and name):
-        raise ValueError(f"A rule name must be a non-empty string, got {name!r}.")
-    RULES[name] = factory
-    return factory
-
-
-def normal_name(name):
-    """'Alpha2Beta1IgnoreBias', 'alpha_2_beta_1_IB', 'alpha-2-beta-1-ib' -> one spelling."""
-    key = name.lower().replace("_", "").replace("-", "").replace(".", "")
-    if key.endswith("ignorebias"):
-        key = key[: -len("ignorebias")] + "ib"
-    return key
-
-
-def factory(name):
-    """The registered factory of a rule name in any accepted spelling, or None."""
-    key = normal_name(name)
-    return next((f for n, f in RULES.items() if normal_name(n) == key), None)
-
-
-def rule_from(spec):
-    """A `Rule` from a name ('epsilon', 'Alpha1Beta0', 'z_IB', ...), a Rule instance, a Rule
-    class, or a (low, high) tuple (the bounded rule)."""
-    if isinstance(spec, Rule):
-        return spec
-    if isinstance(spec, type) and issubclass(spec, Rule):
-        return spec()
-    if is_bounds(spec):
-        return Bounded(*spec)
-    if isinstance(spec, str):
-        make = factory(spec)
-        if make is not None:
-            return make()
-    raise ValueError(
-        f"Unknown LRP rule {spec!r}: give a name ({', '.join(sorted(RULES))}), a "
-        "keras_patterns.rules.lrp.Rule, or a (low, high) tuple for the bounded rule.")
-
-
-def is_bounds(spec):
-    """(low, high) numbers: the bounded rule's input range."""
-    return isinstance(spec, tuple) and len(spec) == 2 and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec)

@@ -15,22 +15,42 @@ Conventions shared by every function:
 
 Two ways of showing an explanation follow Kindermans et al. (ICLR 2018, Fig. 6):
 
-* signals (gradient, SmoothGrad, DeConvNet, Guided Backprop, PatternNet) are shown on the
-  original colour channels with :func:`project`: ``x / (2 max|x|) + 1/2`` per sample;
+* signals (the methods whose class says ``returns = "signal"``: gradient, SmoothGrad,
+  DeConvNet, Guided Backprop, PatternNet, the input itself; :func:`signal_methods`) are
+  shown on the original colour channels with :func:`project`: ``x / (2 max|x|) + 1/2`` per
+  sample;
 * attributions (LRP, Deep Taylor, PatternAttribution, ...) are shown as heat maps with
   :func:`heatmap`: one value per pixel on a diverging colour scale symmetric around zero
   (zero white, positive red, negative blue).
 """
 
 from .grid import grid
-from .pictures import COLOR_TABLES, SIGNAL_METHODS, graymap, heatmap, overlay, project
+from .pictures import (
+    COLOR_TABLES,
+    STYLES,
+    graymap,
+    heatmap,
+    overlay,
+    project,
+    signal_methods,
+    style_of,
+)
 
 __all__ = [
     "COLOR_TABLES",
     "SIGNAL_METHODS",
+    "STYLES",
     "graymap",
     "grid",
     "heatmap",
     "overlay",
     "project",
+    "signal_methods",
+    "style_of",
 ]
+
+
+def __getattr__(name):
+    if name == "SIGNAL_METHODS":  # the former constant, now read from the registry
+        return signal_methods()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

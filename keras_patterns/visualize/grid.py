@@ -6,10 +6,9 @@ import numbers
 import numpy as np
 
 from .pictures import (
-    _KINDS,
     _REDUCTIONS,
     _SCALES,
-    SIGNAL_METHODS,
+    STYLES,
     _batch,
     _color_table,
     _image_pixels,
@@ -17,6 +16,7 @@ from .pictures import (
     graymap,
     heatmap,
     project,
+    style_of,
 )
 
 try:
@@ -44,32 +44,41 @@ def _text_width(font, text):
     return math.ceil(font.getlength(text))
 
 
+def _pieces(text, breaks):
+    """``text`` cut after each character in ``breaks`` (which stays with its piece)."""
+    pieces, piece = [], ""
+    for char in text:
+        piece += char
+        if char in breaks:
+            pieces.append(piece)
+            piece = ""
+    return pieces + [piece] if piece or not pieces else pieces
+
+
 def _wrap(font, text, width):
-    """Splits text into lines no wider than ``width`` (after '.', '_', '-' or spaces)."""
+    """Splits text into lines no wider than ``width``. A line that does not fit is broken
+    after each '.' (the dot ends its line: ``lrp.`` / ``alpha_2_beta_1``), and each part
+    that still does not fit after '_', '-' or spaces, or between characters."""
     lines = []
     for paragraph in str(text).split("\n"):
-        pieces, piece = [], ""
-        for char in paragraph:
-            piece += char
-            if char in "._- ":
-                pieces.append(piece)
-                piece = ""
-        if piece or not pieces:
-            pieces.append(piece)
-        line = ""
-        for piece in pieces:
-            if line and _text_width(font, line + piece) > width:
-                lines.append(line.rstrip())
-                line = ""
-            while _text_width(font, line + piece) > width and len(line + piece) > 1:
-                # a piece longer than the cell: break it between characters
-                cut = len(piece)
-                while cut > 1 and _text_width(font, line + piece[:cut]) > width:
-                    cut -= 1
-                lines.append(line + piece[:cut])
-                line, piece = "", piece[cut:]
-            line += piece
-        lines.append(line.rstrip())
+        if _text_width(font, paragraph) <= width:
+            lines.append(paragraph)
+            continue
+        for part in _pieces(paragraph, "."):
+            line = ""
+            for piece in _pieces(part, "_- "):
+                if line and _text_width(font, line + piece) > width:
+                    lines.append(line.rstrip())
+                    line = ""
+                while _text_width(font, line + piece) > width and len(line + piece) > 1:
+                    # a piece longer than the cell: break it between characters
+                    cut = len(piece)
+                    while cut > 1 and _text_width(font, line + piece[:cut]) > width:
+                        cut -= 1
+                    lines.append(line + piece[:cut])
+                    line, piece = "", piece[cut:]
+                line += piece
+            lines.append(line.rstrip())
     return lines
 
 
@@ -124,6 +133,7 @@ def grid(
     path=None,
     cell=None,
     *,
+    styles=None,
     kinds=None,
     channels_first=False,
     scale="sample",
@@ -134,11 +144,12 @@ def grid(
     """Draws one row per image: the image, then its explanation by each method.
 
     The first column shows each image rescaled from its min..max (any input range). Each
-    further column shows one method: signal methods (:data:`SIGNAL_METHODS`: ``gradient``,
-    ``smoothgrad``, ``deconvnet``, ``guided_backprop``, ``pattern.net``) with
-    :func:`project`, every other method with :func:`heatmap`; ``kinds`` overrides this per
-    method. Pictures are enlarged to ``cell`` with nearest-neighbour resampling, so an
-    integer factor repeats every pixel as a block.
+    further column shows one method in its style: a method that returns a signal
+    (:func:`signal_methods`: ``input``, ``gradient``, ``smoothgrad``, ``deconvnet``,
+    ``guided_backprop``, ``pattern.net`` and any registered since) with :func:`project`,
+    every other method with :func:`heatmap`; ``styles`` overrides this per method.
+    Pictures are enlarged to ``cell`` with nearest-neighbour resampling, so an integer
+    factor repeats every pixel as a block.
 
     Layout (white background, black text in Pillow's default font): with ``R`` images,
     ``K`` methods and pictures ``(ch, cw)``, the picture of row ``r`` and column ``c``
@@ -146,9 +157,9 @@ def grid(
     ``(x, y) = (L + pad + c (cw + pad), T + pad + r (ch + pad))`` and the whole picture is
     ``L + (K + 1) cw + (K + 2) pad`` wide and ``T + R ch + (R + 1) pad`` high. ``L`` is 0
     without row labels, else the widest row label plus 6 pixels; ``T`` is 0 without column
-    labels, else the largest number of lines a column label takes (labels are wrapped to
-    ``cw`` after '.', '_', '-' or spaces) times the font's line height (ascent + descent)
-    plus 6 pixels.
+    labels, else the largest number of lines a column label takes (a label wider than
+    ``cw`` is broken after its dots, each dot ending a line, and each part wrapped after
+    '_', '-' or spaces) times the font's line height (ascent + descent) plus 6 pixels.
 
     Args:
         images: a batch of ``R >= 1`` inputs ``(R, H, W)``, ``(R, H, W, C)`` or, with
@@ -162,8 +173,9 @@ def grid(
         path: if given, the picture is also written there as PNG.
         cell: size of each picture: an int (square), a ``(height, width)`` pair, or None
             for the input size times the integer nearest to ``96 / max(H, W)`` (at least 1).
-        kinds: optional ``{method name: "heatmap" | "project" | "graymap"}`` overriding the
+        styles: optional ``{method name: "heatmap" | "project" | "graymap"}`` overriding the
             choice above.
+        kinds: the former name of ``styles``.
         channels_first: read rank-4 images and explanations as ``(N, C, H, W)``.
         scale: passed to :func:`heatmap` (per method: ``"shared"`` shares one scale over
             the rows).
@@ -176,8 +188,8 @@ def grid(
 
     Raises:
         ValueError: bad ranks or channel counts, a method whose batch size or picture size
-            differs from the images, non-finite values, wrong label counts, unknown kinds
-            or methods in ``kinds``, or a bad ``cell``, ``pad``, ``scale``, ``reduce`` or
+            differs from the images, non-finite values, wrong label counts, unknown styles
+            or methods in ``styles``, or a bad ``cell``, ``pad``, ``scale``, ``reduce`` or
             ``cmap``.
     """
     from PIL import Image, ImageDraw
@@ -194,25 +206,31 @@ def grid(
     ch, cw = _cell_size(cell, height, width)
     items = _methods(explanations)
     names = [name for name, _ in items]
-    if kinds is not None and not isinstance(kinds, dict):
-        raise ValueError(f"kinds must be a dict {{method name: kind}}, got {type(kinds).__name__}")
-    kinds = dict(kinds or {})
-    unknown = sorted(set(kinds) - set(names))
+    given = "styles" if kinds is None else "kinds"
+    if styles is not None and kinds is not None:
+        raise ValueError("give styles or kinds (its former name), not both")
+    styles = styles if kinds is None else kinds
+    if styles is not None and not isinstance(styles, dict):
+        raise ValueError(
+            f"{given} must be a dict {{method name: style}}, got {type(styles).__name__}")
+    styles = dict(styles or {})
+    unknown = sorted(set(styles) - set(names))
     if unknown:
-        raise ValueError(f"kinds names methods not in explanations: {unknown} (methods: {names})")
+        raise ValueError(
+            f"{given} names methods not in explanations: {unknown} (methods: {names})")
     for name, batch in items:
-        kind = kinds.get(name, "project" if name in SIGNAL_METHODS else "heatmap")
-        _option(kind, f"kinds[{name!r}]", _KINDS)
+        style = styles.get(name) or style_of(name)
+        _option(style, f"{given}[{name!r}]", STYLES)
         label = f"explanations[{name!r}]"
-        x = _batch(batch, label, channels_first, channels=(1, 3) if kind == "project" else None)
+        x = _batch(batch, label, channels_first, channels=(1, 3) if style == "project" else None)
         if x.shape[:3] != (rows, height, width):
             raise ValueError(
                 f"{label} has shape {np.shape(batch)}: expected {rows} samples of "
                 f"{height}x{width} like images (shape {np.shape(images)})"
             )
-        if kind == "heatmap":
+        if style == "heatmap":
             picture = heatmap(x, scale=scale, reduce=reduce, cmap=cmap)
-        elif kind == "graymap":
+        elif style == "graymap":
             picture = graymap(x)
         else:
             picture = project(x)

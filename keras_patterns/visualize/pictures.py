@@ -6,23 +6,45 @@ import numpy as np
 
 from .batches import check_batch
 
-#: Diverging colour tables: RGB anchors in [0, 255], evenly spaced over [-1, 1] and linearly
-#: interpolated in between. "bwr": blue, white, red. "seismic": dark blue, blue, white, red,
-#: dark red (more contrast at the extremes).
+# Diverging colour tables: RGB anchors in [0, 255], evenly spaced over [-1, 1] and linearly
+# interpolated in between. "bwr": blue, white, red. "seismic": dark blue, blue, white, red,
+# dark red (more contrast at the extremes).
 COLOR_TABLES = {
     "bwr": ((0, 0, 255), (255, 255, 255), (255, 0, 0)),
     "seismic": ((0, 0, 77), (0, 0, 255), (255, 255, 255), (255, 0, 0), (128, 0, 0)),
 }
 
-#: Methods whose explanation is a signal in input space; :func:`grid` shows them with
-#: :func:`project` and every other method with :func:`heatmap`.
-SIGNAL_METHODS = frozenset(
-    {"gradient", "smoothgrad", "deconvnet", "guided_backprop", "pattern.net"}
-)
-
 _SCALES = ("sample", "shared")
 _REDUCTIONS = ("sum", "max_abs")
-_KINDS = ("heatmap", "project", "graymap")
+STYLES = ("heatmap", "project", "graymap")
+
+
+def signal_methods():
+    """The methods whose explanation is a signal in input space (their class says
+    ``returns = "signal"``): :func:`grid` shows them with :func:`project` and every other
+    method with :func:`heatmap`.
+
+    Read from the analyzer registry at each call, so a method registered later counts.
+    This folder loaded on its own, without keras_patterns (and TensorFlow), has no
+    registry: then the set is empty and ``grid``'s ``styles`` chooses.
+    """
+    if not __name__.startswith("keras_patterns."):
+        return frozenset()
+    from ..analyzers import signal_methods as registered
+
+    return registered()
+
+
+def style_of(method):
+    """How :func:`grid` draws the explanation of ``method``: ``"project"`` for a signal,
+    ``"heatmap"`` for an attribution."""
+    return "project" if method in signal_methods() else "heatmap"
+
+
+def __getattr__(name):
+    if name == "SIGNAL_METHODS":  # the former constant, now read from the registry
+        return signal_methods()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------------------
