@@ -114,8 +114,10 @@ def _cleaned_on_termination():
 
 @contextlib.contextmanager
 def atomic_path(path, error=InvalidInputError, suffix=""):
-    """`with atomic_path(path) as tmp:` the file the block writes to the path `tmp` appears
-    at `path` when the block ends without an error, in one rename.
+    """A temporary path whose file appears at `path` when the block ends without an error.
+
+    `with atomic_path(path) as tmp:` the file the block writes to `tmp` is renamed over
+    `path` in one step.
 
     Args:
         path: the target file.
@@ -156,8 +158,9 @@ def atomic_path(path, error=InvalidInputError, suffix=""):
 
 @contextlib.contextmanager
 def atomic_h5(path, error=InvalidInputError):
-    """`with atomic_h5(path) as f:` writes the h5py.File `f` to `path` atomically (see
-    `atomic_path`).
+    """An h5py.File written to `path` atomically (see `atomic_path`).
+
+    `with atomic_h5(path) as f:` the file `f` appears at `path` when the block ends.
 
     Raises `error` naming `path` when its folder does not exist or cannot be written.
     """
@@ -168,10 +171,13 @@ def atomic_h5(path, error=InvalidInputError):
 @contextlib.contextmanager
 def checked_h5(path, what, format_version, fingerprint, error=InvalidInputError, kind=None,
                stale="refit the patterns"):
-    """`with checked_h5(path, "Patterns file", 1, (arch, weights)) as f:` opens an HDF5 file
-    written by `atomic_h5` for reading, after refusing (with `error`, naming the file) a
-    damaged or incomplete file, another `kind`, a newer format, and one written for another
-    architecture or other weights (the model's `fingerprint`; `stale` says what to do)."""
+    """An HDF5 file written by `atomic_h5`, opened for reading after checks.
+
+    `with checked_h5(path, "Patterns file", 1, (arch, weights)) as f:` refuses (with
+    `error`, naming the file) a damaged or incomplete file, another `kind`, a newer format,
+    and one written for another architecture or other weights (the model's `fingerprint`;
+    `stale` says what to do).
+    """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise error(f"{what} '{path}' does not exist.")

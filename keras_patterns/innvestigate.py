@@ -70,7 +70,8 @@ class Compatible:
 
         Args:
             generator: yields batches (arrays, or (x, y) pairs).
-            steps, steps_per_epoch: the number of batches to read.
+            steps: the number of batches to read.
+            steps_per_epoch: the same, under Keras 2's name (used when `steps` is None).
             **kwargs: passed to `fit`.
 
         Returns:

@@ -14,8 +14,9 @@ class DeepTaylor(RelevanceAnalyzer):
     explains max(y, 0): a rectified output, as the decomposition assumes.
 
     Args:
-        input_layer_rule, until_layer_idx, until_layer_rule, bn_layer_rule, composite: as
-            for "lrp" (the z+-rule takes the place of its `rule`).
+        **kwargs: `input_layer_rule`, `until_layer_idx`, `until_layer_rule`,
+            `bn_layer_rule` and `composite` as for "lrp" (the z+-rule takes the place of
+            its `rule`), and the parameters every analyzer takes.
     """
 
     description = "Deep Taylor decomposition (z+ rule, unbounded inputs)"
@@ -46,7 +47,8 @@ class BoundedDeepTaylor(DeepTaylor):
     model's input units: behind Rescaling or Normalization the bounds are mapped).
 
     Args:
-        low, high: the input range.
+        low: the lowest input value.
+        high: the highest input value.
     """
 
     description = "Deep Taylor decomposition with the z^B rule for inputs in [low, high]"

@@ -93,8 +93,9 @@ class LRP(RelevanceAnalyzer):
         input_layer_rule: rule of the kernel layers fed by a model input (through
             preprocessing: Rescaling, Normalization, reshapes, padding); a (low, high) tuple
             means the bounded z^B-rule for inputs in [low, high] (model input units).
-        until_layer_idx, until_layer_rule: kernel layers at positions 0..until_layer_idx
-            (positions count the model's layer calls) use until_layer_rule.
+        until_layer_idx: kernel layers at positions 0..until_layer_idx (positions count
+            the model's layer calls) use `until_layer_rule`.
+        until_layer_rule: the rule of the layers up to `until_layer_idx`.
         bn_layer_rule: rule of BatchNormalization layers that do not follow a kernel layer
             (those that do are folded into it); default: the rule their name or class
             selects.

@@ -94,11 +94,21 @@ class _PatternAnalyzer(ReverseAnalyzer):
 
         Args:
             data: arrays, (x, y), a tf.data.Dataset, a generator or a PyDataset.
-            batch_size, steps, verbose, strategy, negative_patterns, precision, checkpoint,
-                checkpoint_every: see `kp.compute_patterns`.
-            epochs, max_queue_size, workers, use_multiprocessing,
-                disable_no_training_warning: iNNvestigate's; accepted without effect (one
-                pass: epochs must be 1; a tf.data pipeline reads data in parallel).
+            batch_size: samples per batch of arrays (see `kp.compute_patterns`).
+            steps: at most this many batches.
+            verbose: 1 shows a progress bar.
+            strategy: a `tf.distribute` strategy whose replicas share every batch.
+            negative_patterns: "used" (a_minus where the negative regime passes a
+                signal) or "all".
+            precision: "float32" (batch sums around fixed shifts) or "float64".
+            checkpoint: a file that makes the fit resumable.
+            checkpoint_every: batches between two checkpoints.
+            epochs: iNNvestigate's; must be 1 (patterns are statistics of one pass).
+            disable_no_training_warning: iNNvestigate's; without effect.
+            max_queue_size: iNNvestigate's; without effect (a tf.data pipeline reads
+                data in parallel).
+            workers: iNNvestigate's; without effect.
+            use_multiprocessing: iNNvestigate's; without effect.
 
         Returns:
             self.

@@ -61,7 +61,8 @@ def correlation(a: np.ndarray, b: np.ndarray, measure: str = "pearson") -> np.nd
     """Per-sample correlation of two batches of explanations.
 
     Args:
-        a, b: (N, ...) explanations of the same shape (flattened per sample).
+        a: (N, ...) explanations (flattened per sample).
+        b: (N, ...) explanations of the same shape.
         measure: "pearson", "spearman", "pearson_abs" or "spearman_abs".
 
     Returns:

@@ -331,7 +331,8 @@ def ground_truth(methods: Optional[Union[Sequence[str], Dict[str, dict]]] = None
         methods: method names (default: `METHODS`), or a dict name -> parameters.
         n_train: training images (also the data the pattern methods are fitted on).
         n_test: held-out images explained and scored (their true class is explained).
-        size, classes: image side and number of classes.
+        size: the image side in pixels.
+        classes: the number of classes.
         seed: seeds the data (training set `seed`, test set `seed + 1`) and the training.
         epochs: training epochs.
         model: a model already trained by `train_model` with the same settings (skips the

@@ -26,7 +26,8 @@ def per_column(a, b):
     """a_j^T b_j for every column j.
 
     Args:
-        a, b: (D, F) arrays.
+        a: a (D, F) array.
+        b: a (D, F) array.
 
     Returns:
         (F,) array.

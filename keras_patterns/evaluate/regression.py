@@ -161,7 +161,8 @@ def direct_solve(sigma, u, c, g, eps):
 
     Args:
         sigma: (D, D) cov[x].
-        u: (D, q) and c: (q, q), the neuron's low-rank update.
+        u: (D, q), the neuron's low-rank update's basis.
+        c: (q, q), the neuron's low-rank update's core.
         g: (D,) the right-hand side cov[d, y].
         eps: the ridge (absolute).
 

@@ -75,8 +75,9 @@ class Composite:
             layer in order. A rule is a name, a `Rule` or (low, high) for the bounded rule.
         default: the rule of layers no entry selects.
         input_layer: the rule of the input layers, or None.
-        until_layer_idx, until_layer: the rule of the kernel layers at positions
-            0..until_layer_idx (both or neither).
+        until_layer_idx: the last position (counted in the model's layer calls) whose
+            kernel layers use `until_layer` (give both or neither).
+        until_layer: the rule of the kernel layers at positions 0..until_layer_idx.
         batchnorm: the rule of BatchNormalization layers that follow no kernel layer.
     """
 
