@@ -12,8 +12,8 @@ from keras_patterns.evaluate.sanity import (
     class_sensitivity,
     correlation,
     correlation_matrix,
-    kernel_layers,
     model_randomization,
+    randomized_layers,
 )
 
 
@@ -120,7 +120,7 @@ def test_cascading_and_independent_randomisation():
                               keras.layers.Dense(5, activation="relu"), keras.layers.Dense(3)])
     x = np.random.normal(size=(8, 8)).astype(np.float32)
     before = model.get_weights()
-    names = [layer.name for layer in kernel_layers(model)]
+    names = [layer.name for layer in randomized_layers(model)]
     top = model_randomization("gradient", model, x, return_weights=True)
     assert top.steps == ["", names[2], names[1], names[0]]
     assert top.randomized[3] == names[::-1]

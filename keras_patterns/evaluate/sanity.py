@@ -36,8 +36,9 @@ from .correlation import (  # noqa: F401 - part of this module's interface
     ranks,
 )
 
-# the weights that make a layer a "kernel layer" for randomisation
-KERNEL_WEIGHTS = ("kernel", "depthwise_kernel", "pointwise_kernel", "embeddings")
+# the weights that make a layer one that model randomisation re-draws: a kernel or an
+# embedding matrix
+RANDOMIZED_WEIGHTS = ("kernel", "depthwise_kernel", "pointwise_kernel", "embeddings")
 
 
 # -- analyzers ------------------------------------------------------------------------------
@@ -173,14 +174,15 @@ def class_sensitivity(method: Union[str, Callable], model: keras.Model, x: np.nd
 # -- model randomisation --------------------------------------------------------------------
 
 
-def kernel_layers(model: keras.Model) -> list:
-    """The layers with a kernel (Dense, convolutions, embeddings, ...) in the order of
-    `model.layers`, nested models flattened in place."""
+def randomized_layers(model: keras.Model) -> list:
+    """The layers model randomisation re-draws: those with a kernel or an embedding matrix
+    (Dense, convolutions, embeddings, ...), in the order of `model.layers`, nested models
+    flattened in place."""
     out = []
     for layer in model.layers:
         if isinstance(layer, keras.Model):
-            out.extend(kernel_layers(layer))
-        elif any(w.name in KERNEL_WEIGHTS for w in layer.weights):
+            out.extend(randomized_layers(layer))
+        elif any(w.name in RANDOMIZED_WEIGHTS for w in layer.weights):
             out.append(layer)
     return out
 
@@ -195,7 +197,7 @@ def _initializer(layer, weight_name):
         init = getattr(layer, name, None)
         if init is not None:
             return keras.initializers.get(init)
-    if weight_name in KERNEL_WEIGHTS:
+    if weight_name in RANDOMIZED_WEIGHTS:
         return keras.initializers.GlorotUniform()
     return keras.initializers.Zeros()
 
@@ -292,9 +294,9 @@ def model_randomization(method: Union[str, Callable], model: keras.Model, x: np.
     x = _images(x)
     fit_data = x if fit_data is None else fit_data
     copy = randomizable_copy(model)
-    in_copy = kernel_layers(copy)
+    in_copy = randomized_layers(copy)
     names = [layer.name for layer in in_copy]
-    if [layer.name for layer in kernel_layers(model)] != names:
+    if [layer.name for layer in randomized_layers(model)] != names:
         raise ValueError("The copy of the model does not list the same kernel layers.")
     if isinstance(layers, str):
         if layers not in ("top-down", "independent"):
@@ -356,4 +358,4 @@ def model_randomization(method: Union[str, Callable], model: keras.Model, x: np.
 
 __all__ = ["ClassSensitivity", "ModelRandomization", "class_sensitivity",
            "model_randomization", "correlation", "correlation_matrix", "ranks",
-           "kernel_layers", "reinitialize", "randomizable_copy", "make_analyzer", "MEASURES"]
+           "randomized_layers", "reinitialize", "randomizable_copy", "make_analyzer", "MEASURES"]
