@@ -10,6 +10,7 @@ from .. import replicas
 from ..compiled import compiled
 from ..errors import InvalidInputError, NotAnalyzableModelError
 from ..graph import EMBEDDING
+from ..inputs import positive_int
 from ..noise import normal_copies, sample_keys
 from ..reverse import EmbeddingTimesInputReverse
 from .catalog import register_analyzer
@@ -183,8 +184,7 @@ class SmoothGrad(_AveragedGradient):
 
     def __init__(self, model, augment_by_n=64, noise_scale=1.0, postprocess=None, seed=None,
                  **kwargs):
-        if not isinstance(augment_by_n, int) or augment_by_n < 1:
-            raise ValueError(f"augment_by_n must be a positive int, got {augment_by_n!r}.")
+        augment_by_n = positive_int(augment_by_n, "augment_by_n")
         self._post = postprocessing(postprocess)
         self.augment_by_n = augment_by_n
         self.noise_scale = float(noise_scale)
@@ -232,8 +232,7 @@ class IntegratedGradients(_AveragedGradient):
                 "2017")
 
     def __init__(self, model, reference_inputs=0, steps=64, **kwargs):
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be a positive int, got {steps!r}.")
+        steps = positive_int(steps, "steps")
         self.steps = steps
         self.n_copies = steps
         self.reference_inputs = reference_inputs

@@ -1,7 +1,6 @@
 """The checks of ExplanationGrid's arguments: each names the argument and what is wrong."""
 
 import collections.abc
-import numbers
 import warnings
 
 import numpy as np
@@ -17,12 +16,6 @@ SEEDED_METHODS = ("smoothgrad", "random")
 def _needs_fit(name, kwargs):
     """Whether method ``name`` created with ``kwargs`` learns from data (`needs_fit`)."""
     return analyzer_class(name).needs_fit_with(**kwargs)
-
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def _image_batch(images, name):

@@ -31,7 +31,8 @@ import numpy as np
 
 from .. import visualize
 from ..analyzers import create_analyzer
-from .checks import Arguments, _image_batch, _positive_int
+from ..inputs import positive_int
+from .checks import Arguments, _image_batch
 from .output import _random_state_kept, _save_png, tensorboard_installed, write_image_summary
 
 # Methods drawn when none are chosen: a signal (shown with ``project``) and an attribution
@@ -136,7 +137,7 @@ class ExplanationGrid(Arguments, keras.callbacks.Callback):
         self.images = _image_batch(images, "images")
         rows = len(self.images)
         self.methods = self._check_methods(methods)
-        self.every = _positive_int(every, "every")
+        self.every = positive_int(every, "every")
         if out_dir is None and log_dir is None:
             raise ValueError("give out_dir (PNG files), log_dir (TensorBoard) or both")
         self.out_dir = None if out_dir is None else Path(os.fspath(out_dir))

@@ -9,18 +9,18 @@ output whose activation is removed: a copy with a linear activation and the same
 import keras
 
 from .. import _keras
+from ..roles import softmax_output
 
 
 def _without_activation(layer, only):
-    """The layer that replaces an output layer: None to keep it."""
-    if isinstance(layer, (keras.layers.Softmax, keras.layers.Activation)):
-        name = getattr(getattr(layer, "activation", None), "__name__", "softmax")
-        if isinstance(layer, keras.layers.Softmax) or only is None or name == only:
-            return keras.layers.Identity(name=layer.name)
+    """The layer that replaces an output layer (`only`: "softmax" or None for any
+    activation): None to keep it."""
+    if only == "softmax" and softmax_output(layer) is None:
         return None
+    if isinstance(layer, (keras.layers.Softmax, keras.layers.Activation)):
+        return keras.layers.Identity(name=layer.name)
     activation = getattr(layer, "activation", None)
-    name = getattr(activation, "__name__", None)
-    if activation is None or name == "linear" or (only is not None and name != only):
+    if activation is None or getattr(activation, "__name__", None) == "linear":
         return None
     config = dict(layer.get_config(), activation="linear")
     return type(layer).from_config(config)
