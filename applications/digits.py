@@ -64,14 +64,8 @@ def explain(model, images, methods=DEFAULT_METHODS, fit_images=None):
 
 
 def main(argv=None):
-    """Command line: train, save, explain test digits and draw the grid.
-
-    Args:
-        argv: arguments (default ``sys.argv[1:]``).
-
-    Returns:
-        int exit status (0).
-    """
+    """Command line (`argv`, default ``sys.argv[1:]``): train, save, explain test digits
+    and draw the grid; returns the exit status 0."""
     parser = argparse.ArgumentParser(
         description="Train a CNN on scikit-learn's 8x8 digits and draw its explanations."
     )
