@@ -29,8 +29,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from .. import loading
 from ..inputs import positive_int
-from ..loading import load_model
 from .extras import require
 
 # Input shape of the CNN: 8x8 pixels, one channel, channels last.
@@ -191,6 +191,22 @@ def default_cache_dir():
         return Path(os.environ["KERAS_PATTERNS_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "keras_patterns"
+
+
+def load_model(path):
+    """A digits CNN saved by `save_model`, with its training configuration, so that it can
+    be trained further (`keras_patterns.loading.load_model` with ``compile=True``).
+
+    Args:
+        path: the ``.keras`` file.
+
+    Returns:
+        keras.Model.
+
+    Raises:
+        ModelFileError: no file at `path`, or not a Keras model.
+    """
+    return loading.load_model(path, compile=True)
 
 
 def pretrained(cache_dir=None):
