@@ -153,9 +153,23 @@ def _compatible(traced, recorded):
         m is None or n is None or m == n for m, n in zip(a, b))
 
 
+def keras_mask(kt):
+    """The Keras mask a KerasTensor carries (`Embedding(mask_zero=True)` sets one), or None."""
+    return getattr(kt, "_keras_mask", None)
+
+
 def trace_call(layer, node):
     """Trace `layer.call` on fresh symbolic inputs shaped like those of its recorded call
     `node` (same non-tensor arguments, training=False where the call takes it).
+
+    An input that carries a Keras mask (`Embedding(mask_zero=True)` upstream) is refused:
+    the symbolic call does not apply the mask as the call on values does (measured with a
+    MultiHeadAttention inside a custom layer: the values' mask is lost), so the layer stays
+    one node, which evaluates it exactly.
+
+    Args:
+        layer: the layer.
+        node: the Keras node of one recorded call of `layer`.
 
     Returns:
         (function, arguments, keep): a `keras.Function` from fresh inputs to the call's
@@ -172,6 +186,9 @@ def trace_call(layer, node):
     for kt in node.arguments.keras_tensors:
         if all(kt is not a for a in arguments):
             arguments.append(kt)
+    if any(keras_mask(kt) is not None for kt in arguments):
+        raise NotTraced("an input carries a Keras mask (mask_zero=True upstream), which a "
+                        "symbolic call does not apply as the call on values does")
     keep = _KeepNodes(layer)
     try:
         fresh = [_symbolic_input(kt) for kt in arguments]

@@ -59,26 +59,32 @@ class _Flattener:
                 why = self.inline_layer(knode, op, env, prefix)
                 if why is None:
                     continue
-            name = self.names.claim(prefix + op.name)
-            inputs_unique = []
-            for kt in arg_kts:
-                t = env[id(kt)]
-                if all(t is not u for u in inputs_unique):
-                    inputs_unique.append(t)
-            outputs = []
-            for j, kt in enumerate(out_kts):
-                t = self.tensors.new(kt, name if len(out_kts) == 1 else f"{name}:{j}")
-                env[id(kt)] = t
-                outputs.append(t)
-            index_of = {
-                id(kt): next(i for i, u in enumerate(inputs_unique) if u is env[id(kt)])
-                for kt in arg_kts
-            }
-            forward = _call_forward(knode, op, index_of)
-            self.nodes.append(Node(name, op, inputs_unique, outputs, forward, layer_name=name,
-                                   why=why))
-            self.calls.append(name)
+            self.add_node(knode, env, prefix, why)
         return [env[id(kt)] for kt in tree.flatten(functional.outputs)]
+
+    def add_node(self, knode, env, prefix, why=None):
+        """Add one recorded Keras call as a node; its arguments have values in `env`."""
+        op, arg_kts = knode.operation, _keras.node_argument_tensors(knode)
+        out_kts = _keras.node_outputs(knode)
+        name = self.names.claim(prefix + op.name)
+        inputs_unique = []
+        for kt in arg_kts:
+            t = env[id(kt)]
+            if all(t is not u for u in inputs_unique):
+                inputs_unique.append(t)
+        outputs = []
+        for j, kt in enumerate(out_kts):
+            t = self.tensors.new(kt, name if len(out_kts) == 1 else f"{name}:{j}")
+            env[id(kt)] = t
+            outputs.append(t)
+        index_of = {
+            id(kt): next(i for i, u in enumerate(inputs_unique) if u is env[id(kt)])
+            for kt in arg_kts
+        }
+        forward = _call_forward(knode, op, index_of)
+        self.nodes.append(Node(name, op, inputs_unique, outputs, forward, layer_name=name,
+                               why=why))
+        self.calls.append(name)
 
     def inline_layer(self, knode, layer, env, prefix):
         """Inline one call of a custom layer (its traced `call`) under `prefix<name>/`.
