@@ -95,9 +95,9 @@ def canonize(graph):
             continue
         role = roles.role_of(node.op)
         if role is None:
-            nodes.append(_opaque(node, "it is not a layer keras-patterns knows how to reverse "
-                                       "(keras_patterns.roles.register_layer gives a layer "
-                                       "class its role)"))
+            nodes.append(_opaque(node, node.why or "it is not a layer keras-patterns knows how "
+                                       "to reverse (keras_patterns.roles.register_layer gives "
+                                       "a layer class its role)"))
             continue
         if role != ACTIVATION:
             nodes.append(dataclasses.replace(node, role=role))
