@@ -14,6 +14,8 @@ a functional one stays one node (only its gradient is known); a subclassed model
 is wrapped into a one-node graph (`wrap_model`).
 """
 
+import re
+
 import keras
 from keras import tree
 
@@ -29,7 +31,7 @@ class _Flattener:
         self.names = UniqueNames()
         self.calls = []  # layer-call names in call order
 
-    def inline(self, model, inputs, prefix):
+    def inline(self, model, inputs, prefix, traced=False):
         functional = _keras.functional_of(model)
         model_inputs = tree.flatten(functional.inputs)
         if len(model_inputs) != len(inputs):
@@ -59,14 +61,22 @@ class _Flattener:
                 why = self.inline_layer(knode, op, env, prefix)
                 if why is None:
                     continue
-            self.add_node(knode, env, prefix, why)
+            self.add_node(knode, env, prefix, why, traced)
         return [env[id(kt)] for kt in tree.flatten(functional.outputs)]
 
-    def add_node(self, knode, env, prefix, why=None):
-        """Add one recorded Keras call as a node; its arguments have values in `env`."""
+    def add_node(self, knode, env, prefix, why=None, traced=False):
+        """Add one recorded Keras call as a node; its arguments have values in `env`.
+
+        In a traced call (`traced`) a `keras.ops` operation is created anew by every trace,
+        with a name Keras numbers globally (`einsum_4`); its node is named by the operation
+        alone (`einsum`, numbered within the graph), so that names do not depend on how
+        often the layer was traced before."""
         op, arg_kts = knode.operation, _keras.node_argument_tensors(knode)
         out_kts = _keras.node_outputs(knode)
-        name = self.names.claim(prefix + op.name)
+        base = op.name
+        if traced and not isinstance(op, keras.layers.Layer):
+            base = re.sub(r"_\d+$", "", base)
+        name = self.names.claim(prefix + base)
         inputs_unique = []
         for kt in arg_kts:
             t = env[id(kt)]
@@ -98,7 +108,7 @@ class _Flattener:
                     "(keras_patterns.roles.register_layer gives a layer class its role)")
         try:
             outputs = self.inline(function, [env[id(kt)] for kt in arguments],
-                                  f"{prefix}{layer.name}/")
+                                  f"{prefix}{layer.name}/", traced=True)
         finally:
             keep.restore()
         for kt, t in zip(_keras.node_outputs(knode), outputs):
