@@ -39,10 +39,11 @@ setup(
         # correlations are oracles of the evaluation tests; nbclient runs the notebooks;
         # tensorboard checks the callback's image summaries; mkdocs and mkdocstrings build
         # the API reference from the docstrings (static: nothing is imported, so the build
-        # takes seconds)
+        # takes seconds); keras-hub builds the transformer backbones (BERT, ViT, GPT-2, ...)
+        # from small configs, offline, for the tests of custom-layer tracing
         "test": ["pytest>=7", "hypothesis>=6.80", "ruff>=0.5", "scipy>=1.10", "nbclient>=0.7",
                  "nbformat>=5", "ipykernel>=6", "tensorboard>=2.16", "mkdocs>=1.6",
-                 "mkdocstrings[python]>=0.26"] + DEMO,
+                 "mkdocstrings[python]>=0.26", "keras-hub>=0.32"] + DEMO,
     },
     entry_points={"console_scripts": ["keras-patterns = keras_patterns.cli:main"]},
     classifiers=[

@@ -2,7 +2,9 @@
 
 Walking a functional graph needs attributes that Keras does not document but has kept
 stable across Keras 3 releases: `Functional._nodes_by_depth`, `Node.arguments`,
-`Node.outputs` and `Sequential._functional`. A Keras change should touch only this file.
+`Node.outputs` and `Sequential._functional`; tracing a layer's `call` reads
+`Layer._flatten_layers` and trims `Operation._inbound_nodes` / `_outbound_nodes`. A Keras
+change should touch only this file.
 """
 
 import keras
@@ -94,3 +96,130 @@ class Untracked:
 
     def __init__(self, value):
         self.value = value
+
+
+# Keras layers whose `call` is itself made of layers and keras.ops, traced like custom
+# layers so that each inner operation (QK^T, softmax, attention times V) is a node.
+TRACED_KERAS_LAYERS = (keras.layers.MultiHeadAttention, keras.layers.GroupQueryAttention)
+
+
+def is_traceable_layer(op):
+    """Whether `op` is a layer to trace: one whose `call` is written outside Keras (a
+    subclassed layer made of layers and keras.ops, as keras-hub writes its blocks), or one
+    of `TRACED_KERAS_LAYERS`. Models are not."""
+    if not isinstance(op, keras.layers.Layer) or isinstance(op, keras.Model):
+        return False
+    call = getattr(type(op), "call", None)
+    module = getattr(call, "__module__", None) or ""
+    if any(call is cls.call for cls in TRACED_KERAS_LAYERS):
+        return True
+    return callable(call) and module.split(".")[0] != "keras"
+
+
+class NotTraced(Exception):
+    """A custom layer whose `call` could not be traced into a graph; the message says why."""
+
+
+def _symbolic_input(kt):
+    shape = tuple(kt.shape)
+    if not shape:
+        raise NotTraced("one of its inputs is a scalar")
+    return keras.Input(shape=shape[1:], batch_size=shape[0], dtype=kt.dtype)
+
+
+def _layers_under(layer):
+    return list(layer._flatten_layers(include_self=True, recursive=True))
+
+
+class _KeepNodes:
+    """Removes the Keras nodes that tracing a layer's `call` adds to its inner layers, so
+    the user's layers are left as they were (the traced graph keeps its own references)."""
+
+    def __init__(self, layer):
+        self.counts = [(x, len(x._inbound_nodes), len(x._outbound_nodes))
+                       for x in _layers_under(layer)]
+
+    def restore(self):
+        for x, inbound, outbound in self.counts:
+            del x._inbound_nodes[inbound:]
+            del x._outbound_nodes[outbound:]
+
+
+def _compatible(traced, recorded):
+    """Whether a traced output can stand for the recorded one: the same dtype and rank, and
+    the same size on every axis where both know it (symbolic shapes may know less)."""
+    a, b = tuple(traced.shape), tuple(recorded.shape)
+    return traced.dtype == recorded.dtype and len(a) == len(b) and all(
+        m is None or n is None or m == n for m, n in zip(a, b))
+
+
+def keras_mask(kt):
+    """The Keras mask a KerasTensor carries (`Embedding(mask_zero=True)` sets one), or None."""
+    return getattr(kt, "_keras_mask", None)
+
+
+def trace_call(layer, node):
+    """Trace `layer.call` on fresh symbolic inputs shaped like those of its recorded call
+    `node` (same non-tensor arguments, training=False where the call takes it).
+
+    An input that carries a Keras mask (`Embedding(mask_zero=True)` upstream) is refused:
+    the symbolic call does not apply the mask as the call on values does (measured with a
+    MultiHeadAttention inside a custom layer: the values' mask is lost), so the layer stays
+    one node, which evaluates it exactly.
+
+    Args:
+        layer: the layer.
+        node: the Keras node of one recorded call of `layer`.
+
+    Returns:
+        (function, arguments, keep): a `keras.Function` from fresh inputs to the call's
+        outputs (its graph holds the call's inner layers and keras.ops), the recorded
+        KerasTensors those inputs stand for (in order, without repeats), and an object
+        whose `restore()` removes the Keras nodes the trace added to the inner layers
+        (call it once the function's graph has been read).
+
+    Raises:
+        NotTraced: the call failed on symbolic inputs, assigned variables, or gave outputs
+            that are not symbolic functions of its inputs, or not the recorded ones.
+    """
+    arguments = []
+    for kt in node.arguments.keras_tensors:
+        if all(kt is not a for a in arguments):
+            arguments.append(kt)
+    if any(keras_mask(kt) is not None for kt in arguments):
+        raise NotTraced("an input carries a Keras mask (mask_zero=True upstream), which a "
+                        "symbolic call does not apply as the call on values does")
+    keep = _KeepNodes(layer)
+    try:
+        fresh = [_symbolic_input(kt) for kt in arguments]
+        args, kwargs = node.arguments.fill_in({id(a): f for a, f in zip(arguments, fresh)})
+        if call_has_training_arg(layer):
+            kwargs = dict(kwargs, training=False)
+        with keras.StatelessScope() as scope:
+            outputs = layer.call(*args, **kwargs)
+        if scope.state_mapping:
+            raise NotTraced("its call assigns variables (a stateful layer)")
+        flat = keras.tree.flatten(outputs)
+        recorded = node_outputs(node)
+        if len(flat) != len(recorded):
+            raise NotTraced(f"its call returned {len(flat)} tensors on symbolic inputs where "
+                            f"the model recorded {len(recorded)}")
+        for out, kt in zip(flat, recorded):
+            if not isinstance(out, keras.KerasTensor):
+                raise NotTraced("an output is not computed from its inputs by layers and "
+                                "keras.ops")
+            if not _compatible(out, kt):
+                raise NotTraced(f"an output came out {tuple(out.shape)} {out.dtype} on "
+                                f"symbolic inputs, recorded as {tuple(kt.shape)} {kt.dtype}")
+        function = keras.Function(fresh, flat, name=layer.name)
+    except NotTraced:
+        keep.restore()
+        raise
+    except Exception as error:  # any failure of user code on symbolic tensors
+        keep.restore()
+        message = " ".join(str(error).split()) or type(error).__name__
+        if len(message) > 300:
+            message = message[:297] + "..."
+        raise NotTraced(f"tracing its call on symbolic inputs failed ({type(error).__name__}: "
+                        f"{message})") from error
+    return function, arguments, keep

@@ -15,6 +15,7 @@ import keras
 
 from . import roles
 from ._warn import warn
+from .errors import NotAnalyzableModelError
 from .flatten import flatten
 from .graph import ACTIVATION, AFFINE, KERNEL, OPAQUE, Node, Tensors
 from .kernels import FoldedMap
@@ -84,15 +85,19 @@ def canonize(graph):
     tensors = Tensors.after(graph)
     nodes = []
     for node in graph.nodes:
-        maps = roles.kernel_maps(node.op) if isinstance(node.op, keras.layers.Layer) else None
+        try:
+            maps = roles.kernel_maps(node.op) if isinstance(node.op, keras.layers.Layer) else None
+        except NotAnalyzableModelError as error:  # a kernel layer of an unsupported form
+            nodes.append(_opaque(node, getattr(error, "why", str(error))))
+            continue
         if maps:
             nodes.extend(_split_kernel_layer(node, maps, tensors))
             continue
         role = roles.role_of(node.op)
         if role is None:
-            nodes.append(_opaque(node, "it is not a layer keras-patterns knows how to reverse "
-                                       "(keras_patterns.roles.register_layer gives a layer "
-                                       "class its role)"))
+            nodes.append(_opaque(node, node.why or "it is not a layer keras-patterns knows how "
+                                       "to reverse (keras_patterns.roles.register_layer gives "
+                                       "a layer class its role)"))
             continue
         if role != ACTIVATION:
             nodes.append(dataclasses.replace(node, role=role))
@@ -146,7 +151,7 @@ def fold_batchnorm(graph):
         if len(graph.consumers(x)) != 1:
             continue
         kmap = kernel.kernel_map
-        if kmap.batchnorm is not None or not kmap.with_bias:
+        if kmap.batchnorm is not None or not kmap.with_bias or kmap.channel_axis is None:
             continue
         rank = len(x.shape)
         if _batchnorm_axis(bn.op, rank) != kmap.channel_axis % rank:

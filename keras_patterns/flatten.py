@@ -2,15 +2,24 @@
 
 Nested models are inlined (their layers become nodes of the outer graph, named with the
 nested model's name as prefix), every call of a shared layer is its own node, and non-layer
-operations recorded in Keras graphs (`keras.ops.relu`, `x + y`, slicing) are nodes too. A
-subclassed model nested in a functional one stays one node (only its gradient is known); a
-subclassed model on its own is wrapped into a one-node graph (`wrap_model`).
+operations recorded in Keras graphs (`keras.ops.relu`, `x + y`, slicing) are nodes too.
+Custom layers (a `call` written outside Keras, made of layers and keras.ops, as keras-hub
+writes every block) are inlined too: their `call` is traced on symbolic inputs shaped like
+the recorded ones and each inner layer and operation becomes a node named with the layer's
+path (`bert_backbone/transformer_layer_0/self_attention_layer/query`), recursively. A custom
+layer registered with `roles.register_layer` keeps its registered role. Keras' attention
+layers (`_keras.TRACED_KERAS_LAYERS`) are traced the same way. A layer whose call cannot
+be traced stays one node, opaque, whose `why` says what failed. A subclassed model nested in
+a functional one stays one node (only its gradient is known); a subclassed model on its own
+is wrapped into a one-node graph (`wrap_model`).
 """
+
+import re
 
 import keras
 from keras import tree
 
-from . import _keras
+from . import _keras, roles
 from .errors import NotAnalyzableModelError
 from .graph import OPAQUE, Graph, Node, Tensors, UniqueNames
 
@@ -22,7 +31,7 @@ class _Flattener:
         self.names = UniqueNames()
         self.calls = []  # layer-call names in call order
 
-    def inline(self, model, inputs, prefix):
+    def inline(self, model, inputs, prefix, traced=False):
         functional = _keras.functional_of(model)
         model_inputs = tree.flatten(functional.inputs)
         if len(model_inputs) != len(inputs):
@@ -47,25 +56,64 @@ class _Flattener:
                 for kt, t in zip(out_kts, sub_outputs):
                     env[id(kt)] = t
                 continue
-            name = self.names.claim(prefix + op.name)
-            inputs_unique = []
-            for kt in arg_kts:
-                t = env[id(kt)]
-                if all(t is not u for u in inputs_unique):
-                    inputs_unique.append(t)
-            outputs = []
-            for j, kt in enumerate(out_kts):
-                t = self.tensors.new(kt, name if len(out_kts) == 1 else f"{name}:{j}")
-                env[id(kt)] = t
-                outputs.append(t)
-            index_of = {
-                id(kt): next(i for i, u in enumerate(inputs_unique) if u is env[id(kt)])
-                for kt in arg_kts
-            }
-            forward = _call_forward(knode, op, index_of)
-            self.nodes.append(Node(name, op, inputs_unique, outputs, forward, layer_name=name))
-            self.calls.append(name)
+            why = None
+            if _keras.is_traceable_layer(op) and roles.layer_role(op) is None:
+                why = self.inline_layer(knode, op, env, prefix)
+                if why is None:
+                    continue
+            self.add_node(knode, env, prefix, why, traced)
         return [env[id(kt)] for kt in tree.flatten(functional.outputs)]
+
+    def add_node(self, knode, env, prefix, why=None, traced=False):
+        """Add one recorded Keras call as a node; its arguments have values in `env`.
+
+        In a traced call (`traced`) a `keras.ops` operation is created anew by every trace,
+        with a name Keras numbers globally (`einsum_4`); its node is named by the operation
+        alone (`einsum`, numbered within the graph), so that names do not depend on how
+        often the layer was traced before."""
+        op, arg_kts = knode.operation, _keras.node_argument_tensors(knode)
+        out_kts = _keras.node_outputs(knode)
+        base = op.name
+        if traced and not isinstance(op, keras.layers.Layer):
+            base = re.sub(r"_\d+$", "", base)
+        name = self.names.claim(prefix + base)
+        inputs_unique = []
+        for kt in arg_kts:
+            t = env[id(kt)]
+            if all(t is not u for u in inputs_unique):
+                inputs_unique.append(t)
+        outputs = []
+        for j, kt in enumerate(out_kts):
+            t = self.tensors.new(kt, name if len(out_kts) == 1 else f"{name}:{j}")
+            env[id(kt)] = t
+            outputs.append(t)
+        index_of = {
+            id(kt): next(i for i, u in enumerate(inputs_unique) if u is env[id(kt)])
+            for kt in arg_kts
+        }
+        forward = _call_forward(knode, op, index_of)
+        self.nodes.append(Node(name, op, inputs_unique, outputs, forward, layer_name=name,
+                               why=why))
+        self.calls.append(name)
+
+    def inline_layer(self, knode, layer, env, prefix):
+        """Inline one call of a custom layer (its traced `call`) under `prefix<name>/`.
+
+        Returns None when inlined, else why the layer stays one node.
+        """
+        try:
+            function, arguments, keep = _keras.trace_call(layer, knode)
+        except _keras.NotTraced as error:
+            return (f"its call could not be traced into layers and keras.ops: {error} "
+                    "(keras_patterns.roles.register_layer gives a layer class its role)")
+        try:
+            outputs = self.inline(function, [env[id(kt)] for kt in arguments],
+                                  f"{prefix}{layer.name}/", traced=True)
+        finally:
+            keep.restore()
+        for kt, t in zip(_keras.node_outputs(knode), outputs):
+            env[id(kt)] = t
+        return None
 
 
 def _call_forward(knode, op, index_of):

@@ -33,6 +33,7 @@ from .kernels import (
     ConvTransposeMap,
     DenseMap,
     DepthwiseMap,
+    EinsumMap,
     PointwiseMap,
     SeparableDepthwiseMap,
 )
@@ -277,6 +278,7 @@ def _upsampling_is_sum(layer):
 def _register_keras_layers():
     for cls, maps in [
         (layers.Dense, (DenseMap,)),
+        (layers.EinsumDense, (EinsumMap,)),
         *[(cls, (ConvMap,)) for cls in (layers.Conv1D, layers.Conv2D, layers.Conv3D)],
         *[(cls, (ConvTransposeMap,)) for cls in (
             layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Conv3DTranspose)],

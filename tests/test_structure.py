@@ -7,6 +7,7 @@ import dataclasses
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from keras import layers
 from oracles import assert_close, rectifier_model, tape_gradient
 
@@ -154,13 +155,14 @@ def _twin_models(middle):
 
 
 def test_a_layer_registered_outside_the_package_is_explained_by_its_role():
-    """An element-wise rectifier written outside the package is refused until it is
-    registered; then Guided Backprop treats it as keras' ReLU: the tape oracle's Guided
-    Backprop of the twin model with ReLU layers."""
+    """An element-wise rectifier written outside the package with TensorFlow ops (so that
+    its call cannot be traced into keras.ops) is refused until it is registered; then
+    Guided Backprop treats it as keras' ReLU: the tape oracle's Guided Backprop of the twin
+    model with ReLU layers."""
 
     class ElementwiseRelu(keras.layers.Layer):
         def call(self, x):
-            return keras.ops.maximum(x, 0.0)
+            return tf.maximum(x, 0.0)
 
     custom, plain = _twin_models(ElementwiseRelu)
     x = np.random.default_rng(1).normal(size=(6, 5)).astype("float32")
@@ -183,7 +185,7 @@ def test_a_summing_layer_registered_outside_the_package_divides_relevance():
 
     class Plus(keras.layers.Layer):
         def call(self, xs):
-            return xs[0] + xs[1]
+            return tf.add(xs[0], xs[1])  # TensorFlow: not traced, so not inlined
 
     class PlusTakenForRouting(Plus):
         pass

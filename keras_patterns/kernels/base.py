@@ -89,12 +89,26 @@ class KernelMap:
         """Reduce a kernel-shaped tensor over each neuron's own entries: one value per neuron."""
         return reduce(tensor, axis=tuple(range(len(tensor.shape) - 1)))
 
+    def neuron_axes(self, rank):
+        """The axes of an output of `rank` that index the neurons (flattened in this order
+        in per-neuron vectors); every other axis is a position."""
+        return (self.channel_axis % rank,)
+
+    def input_axes(self, rank):
+        """The axes of an input of `rank` that index the input channels."""
+        return (self.channel_axis % rank,)
+
     def broadcast(self, vector, rank):
         """Reshape a per-channel vector (a bias; an input shift) to broadcast against an
         output or input of `rank` (both index channels on `channel_axis`)."""
         shape = [1] * rank
         shape[self.channel_axis] = -1
         return ops.reshape(vector, shape)
+
+    def broadcast_input(self, vector, rank):
+        """Reshape a per-input-channel vector (an input shift) to broadcast against an
+        input of `rank`."""
+        return self.broadcast(vector, rank)
 
     # Patches with their zero padding made explicit. A neuron's observation is its whole
     # receptive-field patch, zeros of the padding included; fitting shifts every entry of it,

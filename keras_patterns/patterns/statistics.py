@@ -44,13 +44,20 @@ from ..kernels import shape_of
 COUNTED = ("plus", "minus")
 
 
-def _sum(t, axis):
-    """Sum over all axes but `axis` (> 0): over each sample first (exact counts below 2^24
-    per sample), then over the batch in float64."""
-    inner = [i for i in range(1, len(t.shape)) if i != axis]
+def _sum(t, axes):
+    """Sum over all axes but `axes` (> 0; the kept ones flattened in their order): over each
+    sample first (exact counts below 2^24 per sample), then over the batch in float64."""
+    inner = [i for i in range(1, len(t.shape)) if i not in axes]
     if inner:
         t = tf.reduce_sum(t, inner)
+    if len(axes) > 1:
+        t = tf.reshape(t, [tf.shape(t)[0], -1])
     return tf.reduce_sum(tf.cast(t, tf.float64), 0)
+
+
+def _positions(t, axes):
+    """The number of entries of `t` per entry of `axes` (float64)."""
+    return tf.cast(tf.size(t) // tf.reduce_prod(tf.gather(tf.shape(t), axes)), tf.float64)
 
 
 class KernelStatistics:
@@ -99,9 +106,8 @@ class KernelStatistics:
         if pads is None:
             return  # summed unshifted
         dtype = self._dtype(x, pads)
-        axis = kmap.channel_axis % len(x.shape)
-        count = tf.cast(tf.size(x) // tf.shape(x)[axis], tf.float64)
-        mean = tf.math.divide_no_nan(_sum(tf.cast(x, dtype), axis), count)
+        axes = kmap.input_axes(len(x.shape))
+        mean = tf.math.divide_no_nan(_sum(tf.cast(x, dtype), axes), _positions(x, axes))
         self.shift_x.assign(tf.cast(tf.cast(mean, dtype), tf.float64))
 
     def batch_sums(self, x, y, z, shifts=None):
@@ -118,8 +124,8 @@ class KernelStatistics:
         dtype = self._dtype(x, pads)
         y = tf.cast(y, dtype)
         rank = len(y.shape)
-        axis = kmap.channel_axis % rank
-        total = tf.cast(tf.size(y) // tf.shape(y)[axis], tf.float64)
+        axes = kmap.neuron_axes(rank)
+        total = _positions(y, axes)
         plus = tf.cast(z > 0, dtype)
         fresh = shifts is None
         shifts = dict(shifts or {})
@@ -127,38 +133,38 @@ class KernelStatistics:
         for r in self.kernel_regimes:
             m = {"plus": plus, "minus": 1 - plus, "all": None}[r]
             my = y if m is None else m * y
-            n = tf.fill(tf.shape(self.n[r]), total) if m is None else _sum(m, axis)
+            n = tf.fill(tf.shape(self.n[r]), total) if m is None else _sum(m, axes)
             if fresh:
                 sum_y, seen = tf.distribute.get_replica_context().all_reduce(
-                    tf.distribute.ReduceOp.SUM, [_sum(my, axis), n])
+                    tf.distribute.ReduceOp.SUM, [_sum(my, axes), n])
                 keep = (self.n[r] > 0) | (seen == 0)
                 mean = tf.math.divide_no_nan(sum_y, seen)
                 shifts[r] = tf.cast(tf.where(keep, self.shift_y[r], mean), dtype)
             d = kmap.broadcast(shifts[r], rank)
             u = my - d if m is None else my - m * d
             upstreams[r] = (tf.ones_like(y) if m is None else m, u)
-            sums[r] = {"n": n, "s_y": _sum(u, axis)}
+            sums[r] = {"n": n, "s_y": _sum(u, axes)}
         others = [r for r in self.regimes if r not in sums]
         if others:
             # counted only (unshifted, d = 0): n and s_y = sum_r y, from the plus regime
             # and the totals
-            n_plus = sums["plus"]["n"] if "plus" in sums else _sum(plus, axis)
+            n_plus = sums["plus"]["n"] if "plus" in sums else _sum(plus, axes)
             y_plus = (sums["plus"]["s_y"] + n_plus * tf.cast(shifts["plus"], tf.float64)
-                      if "plus" in sums else _sum(plus * y, axis))
+                      if "plus" in sums else _sum(plus * y, axes))
             for r in others:
                 if r == "plus":
                     n, sum_y = n_plus, y_plus
                 else:
-                    n, sum_y = total - n_plus, _sum(y, axis) - y_plus
+                    n, sum_y = total - n_plus, _sum(y, axes) - y_plus
                 sums[r] = {"n": n, "s_y": sum_y}
         if self.kernel_regimes:
             apply = kmap.apply
             x = tf.cast(x, dtype)
             if pads is not None:
-                x = kmap.pad(x, pads) - kmap.broadcast(
+                x = kmap.pad(x, pads) - kmap.broadcast_input(
                     tf.cast(self.shift_x, dtype), len(x.shape))
                 apply = kmap.apply_valid
-            if axis == 1 and rank > 2:
+            if kmap.channel_axis == 1 and rank > 2:
                 # TensorFlow's CPU kernel gradients in float64 take channels_last only
                 x = tf.experimental.numpy.moveaxis(x, 1, -1)
                 upstreams = {r: tuple(tf.experimental.numpy.moveaxis(t, 1, -1) for t in pair)
