@@ -34,7 +34,7 @@ class TwoBlocks(layers.Layer):
         super().__init__(**kwargs)
         self.first = Residual(units, name="first")
         self.second = Residual(units, name="second")
-        self.dropout = layers.Dropout(0.9)
+        self.dropout = layers.Dropout(0.9, name="dropout")
 
     def call(self, x, training=None):
         return self.second(self.dropout(self.first(x), training=training))
