@@ -22,9 +22,17 @@ a class wherever methods are listed, described or created, and a rule is one cla
 
 import inspect
 
-from ..graph import ACTIVATION, AFFINE, KERNEL
+from ..graph import ACTIVATION, AFFINE, ATTENTION, KERNEL, NORM, PRODUCT, SCALE
 from ..innvestigate import lrp_analyzer_name
-from ..reverse import KernelRelevance, PassRelevance, SumRelevance
+from ..reverse import (
+    HeldConstant,
+    KernelRelevance,
+    LinearizedRelevance,
+    NormRelevance,
+    PassRelevance,
+    SumRelevance,
+)
+from ..rules.attention import Signal, attention_shares, factor_shares
 from ..rules.catalog import PRESETS, RULES
 from ..rules.composite import Composite
 from ..rules.lrp import LRP_PAPER
@@ -56,6 +64,12 @@ class RelevanceAnalyzer(ReverseAnalyzer):
     def _prepare(self, graph):
         super()._prepare(graph)
         self._assignment = self.composite.assign(graph)
+        self._signals = {}  # treatment -> Signal, built when a node asks
+
+    def _signal(self, treatment):
+        if treatment not in self._signals:
+            self._signals[treatment] = Signal(self.graph, treatment)
+        return self._signals[treatment]
 
     def layer_rule(self, node):
         """The LRP rule of a kernel or element-wise affine node."""
@@ -68,7 +82,29 @@ class RelevanceAnalyzer(ReverseAnalyzer):
     def activation_reverse(self, node):
         return PassRelevance(node)
 
+    def treatment(self, node):
+        """The attention treatment (`rules.attention`) of a product, attention or softmax."""
+        return self._assignment.treatments[node]
+
+    def attention_reverse(self, node):
+        """The reverse layer of a product, fused attention, softmax or normalisation."""
+        if node.role == NORM:
+            return NormRelevance(node)
+        if node.role == SCALE:
+            return HeldConstant(node)
+        treatment = self.treatment(node)
+        if node.role == PRODUCT:
+            return LinearizedRelevance(node, factor_shares(node, self._signal(treatment)))
+        if node.role == ATTENTION:
+            return LinearizedRelevance(node, attention_shares(node, self._signal(treatment)))
+        if treatment.holds_probabilities:  # the softmax under CP: a gate
+            return HeldConstant(node)
+        return LinearizedRelevance(node, [1.0] + [0.0] * (len(node.inputs) - 1))
+
     def reverse_layer_for(self, node):
+        if node.role in (PRODUCT, ATTENTION, NORM, SCALE) or (
+                node.role == ACTIVATION and node.family == "softmax"):
+            return self.attention_reverse(node)
         if node.role in (KERNEL, AFFINE):
             return KernelRelevance(node, self.layer_rule(node),
                                    self.graph.is_nonnegative(node.inputs[0]),

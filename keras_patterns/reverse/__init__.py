@@ -1,7 +1,9 @@
 """The reverse model: one reverse layer per forward node (`layers`, `rectifier`,
-`embedding`, `pattern`, `relevance`), assembled by `model.build_reverse_model`, optionally
-with a per-sample scale beside the signal (`scaled`)."""
+`embedding`, `pattern`, `relevance`, `attention`), assembled by
+`model.build_reverse_model`, optionally with a per-sample scale beside the signal
+(`scaled`)."""
 
+from .attention import GatedGradient, HeldConstant, LinearizedRelevance, NormRelevance
 from .embedding import EmbeddingReverse, EmbeddingTimesInputReverse
 from .layers import GradientReverse, ReverseLayer, vjp
 from .model import build_reverse_model
@@ -12,5 +14,7 @@ from .relevance import KernelRelevance, PassRelevance, SumRelevance
 __all__ = [
     "ReverseLayer", "vjp", "GradientReverse", "DeconvnetReverse", "GuidedReverse",
     "EmbeddingReverse", "EmbeddingTimesInputReverse", "PatternReverse", "KernelRelevance",
-    "SumRelevance", "PassRelevance", "build_reverse_model",
+    "SumRelevance", "PassRelevance", "LinearizedRelevance", "NormRelevance", "HeldConstant",
+    "GatedGradient",
+    "build_reverse_model",
 ]
