@@ -141,3 +141,21 @@ def test_a_keras_hub_preset_folder_tokenizes_as_keras_hub_does(files, tmp_path):
         oracle = kp.create_analyzer("gradient", model).analyze(ids)
         np.testing.assert_allclose(np.load(tmp_path / "out" / "t.1.gradient.npy"),
                                    oracle[0, :4], rtol=1e-5, atol=1e-7)
+
+
+def test_a_model_without_fixed_length_sees_each_text_unpadded(files, tmp_path):
+    keras.utils.set_random_seed(1)
+    ids = keras.Input((None,), dtype="int32")
+    pooled = layers.GlobalAveragePooling1D()(layers.Embedding(len(VOCAB), 4)(ids))
+    model = keras.Model(ids, layers.Dense(2)(pooled))  # padding would change the average
+    model.save(tmp_path / "var.keras")
+    (tmp_path / "t.txt").write_text("the cat\nthe cat sat on mat\nsat on\n")
+    status = cli.main(["explain", str(tmp_path / "var.keras"), str(tmp_path / "t.txt"),
+                       "--method", "input_t_gradient", "--vocab", str(files / "vocab.txt"),
+                       "--out", str(tmp_path / "out"), "--npy"])
+    assert status == 0
+    analyzer = kp.create_analyzer("input_t_gradient", model)
+    for line, row in ((1, [2, 3]), (2, [2, 3, 4, 5, 6]), (3, [4, 5])):
+        oracle = analyzer.analyze(np.array([row]))[0]
+        got = np.load(tmp_path / "out" / f"t.{line}.input_t_gradient.npy")
+        np.testing.assert_allclose(got, oracle, rtol=1e-5, atol=1e-7)

@@ -1,5 +1,6 @@
 """`keras-patterns explain` on text: text files (one text per line) tokenized, padded to the
-model's sequence length, explained, and drawn as token heat maps (PNG and HTML).
+model's sequence length (a model without one gets each text unpadded, batched with texts of
+its length), explained, and drawn as token heat maps (PNG and HTML).
 
 A text longer than the model's sequence length is truncated to it, with a warning naming the
 line and the tokens dropped (the explanation covers the tokens the model saw)."""
@@ -129,6 +130,18 @@ def _predictions(model, x, output_index):
     return [(f"class {c}", y[i, c]) for i, c in enumerate(classes)]
 
 
+def _chunks(texts, size, by_length):
+    """Batches of at most `size` texts; texts of one length together where `by_length` (a
+    model without a fixed sequence length then sees every text unpadded)."""
+    groups = [texts]
+    if by_length:
+        lengths = sorted({len(text[-1]) for text in texts})
+        groups = [[t for t in texts if len(t[-1]) == n] for n in lengths]
+    for group in groups:
+        for start in range(0, len(group), size):
+            yield group[start:start + size]
+
+
 def explain_texts(args, model, analyzer, tokenizer):
     """Writes OUT/<file stem>.<line>.<method>.png and .html (and .npy: the relevance of the
     text's tokens, padding left out) for every non-empty line; returns the count."""
@@ -137,8 +150,7 @@ def explain_texts(args, model, analyzer, tokenizer):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     written = 0
-    for start in range(0, len(texts), args.batch_size):
-        chunk = texts[start:start + args.batch_size]
+    for chunk in _chunks(texts, args.batch_size, inputs.length is None):
         x, mask = inputs.arrays([ids for *_, ids in chunk], tokenizer.pad_id)
         e = analyzer.analyze(x, neuron_selection=args.neuron)
         relevance = np.asarray(e[inputs.index] if isinstance(e, list) else e)
