@@ -169,3 +169,22 @@ def test_gelu_passes_relevance_unchanged():
         x, neuron_selection=j)
     expected = x * d.kernel.numpy()[:, j] * (y[:, j] / z[:, j])[:, None]  # LRP-0 of R = y
     assert_close(got, expected, rtol=1e-4)
+
+
+def test_the_books_of_attnlrp_add_up_and_each_entry_is_the_copy_s(fused):
+    from transformer_oracles import kept_by_copy
+
+    x = _x()
+    analyzer = kp.create_analyzer("attnlrp", fused, neuron_selection_mode="index")
+    books = analyzer.relevance_budget(x, neuron_selection=2)
+    assert_close(books["explained"], fused(x).numpy()[:, 2], rtol=1e-5)
+    total = sum(v for k, v in books.items() if k != "explained")
+    assert_close(total, books["explained"], rtol=1e-4)  # the books balance
+    inputs = [k for k in books if k.startswith("input:")]
+    assert_close(books[inputs[0]], analyzer.analyze(x, neuron_selection=2).reshape(3, -1)
+                 .sum(1), rtol=1e-5)
+    expected = kept_by_copy(fused, x, 2)
+    attention = next(k for k in books if k.endswith("dot_product_attention"))
+    for name, key in (("head", "head"), ("ff1", "ff1"), ("ff2", "ff2"),
+                      ("attention", attention)):
+        assert_close(books[key], expected[name], rtol=5e-4)

@@ -95,3 +95,40 @@ def tape_relevance(forward, x, index):
         tape.watch(x)
         y = forward(x)[:, index]
     return (x * tape.gradient(y, x)).numpy()
+
+
+def kept_by_copy(model, x, index):
+    """What AttnLRP's books say the head's bias, the MLP's biases and the attention keep,
+    computed on the gradient-form copy: a bias keeps b ⊙ g summed (g the modified gradient
+    at the layer's output), fused attention keeps Σ O ⊙ g_O minus what its inputs get
+    (¼ q ⊙ ... is already in the copy's halved gradients: Σ q ⊙ g_q + k ⊙ g_k + v ⊙ g_v)."""
+    mha, ln = model.get_layer("mha"), model.get_layer("ln")
+    ff1, ff2, head = (model.get_layer(n) for n in ("ff1", "ff2", "head"))
+    x = tf.constant(x)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        q, k, v = mha._query_dense(x), mha._key_dense(x), mha._value_dense(x)
+        tape.watch([q, k, v])
+        scores = tf.einsum("btnh,bsnh->bnts", _half(q), _half(k)) / np.sqrt(q.shape[-1])
+        attended = tf.einsum("bnts,bsnh->btnh", _half(tf.nn.softmax(scores, axis=-1)),
+                             _half(v))
+        tape.watch(attended)
+        h = _layer_norm(ln, x + mha._output_dense(attended))
+        z1 = tf.matmul(h, ff1.kernel) + ff1.bias
+        tape.watch(z1)
+        z2 = tf.matmul(_identity_rule(ff1.activation, z1), ff2.kernel) + ff2.bias
+        tape.watch(z2)
+        y = tf.matmul(tf.reduce_mean(h + z2, axis=1), head.kernel) + head.bias
+        out = y[:, index]
+    g = dict(zip(("q", "k", "v", "o", "z1", "z2"),
+                 tape.gradient(out, [q, k, v, attended, z1, z2])))
+
+    def total(t):
+        return tf.reduce_sum(tf.reshape(t, (t.shape[0], -1)), axis=1).numpy()
+
+    return {
+        "head": head.bias.numpy()[index] * np.ones(len(x)),
+        "ff1": total(ff1.bias * g["z1"]),
+        "ff2": total(ff2.bias * g["z2"]),
+        "attention": total(attended * g["o"]) - total(q * g["q"] + k * g["k"] + v * g["v"]),
+    }

@@ -22,9 +22,13 @@ a class wherever methods are listed, described or created, and a rule is one cla
 
 import inspect
 
+import numpy as np
+import tensorflow as tf
+
 from ..graph import ACTIVATION, AFFINE, ATTENTION, KERNEL, NORM, PRODUCT, SCALE
 from ..innvestigate import lrp_analyzer_name
 from ..reverse import (
+    build_reverse_model,
     HeldConstant,
     KernelRelevance,
     LinearizedRelevance,
@@ -81,6 +85,38 @@ class RelevanceAnalyzer(ReverseAnalyzer):
 
     def activation_reverse(self, node):
         return PassRelevance(node)
+
+    def relevance_budget(self, X, neuron_selection=None):
+        """Where the explained output's relevance goes, per sample: the books of one
+        analysis.
+
+        Args:
+            X: the inputs of one batch (as for `analyze`; no dataset).
+            neuron_selection: as for `analyze`.
+
+        Returns:
+            A dict of per-sample arrays: "explained" (the start relevance, e.g. the logit),
+            "input:<name>" (the relevance each model input receives) and, per node of the
+            graph the relevance reaches, what it keeps: the relevance arriving at its
+            outputs minus what it passes to its inputs (a kernel layer: its bias's share;
+            AttnLRP's softmax: what its gradient rule does not pass on). The inputs' and
+            the nodes' entries add up to "explained".
+        """
+        xs, _ = self._standardize(X)
+        self._before_analyze()
+        index = self._selection(neuron_selection, xs)
+        model = build_reverse_model(self.graph, self.reverse_layer_for, self._reverse_mode(),
+                                    self.start, name="relevance_budget", budget=True)
+        inputs = [tf.convert_to_tensor(x) for x in xs]
+        if self._reverse_mode() == "index":
+            inputs.append(tf.constant(index, tf.int32))
+        out = [np.asarray(v) for v in model(inputs, training=False)]
+        n = len(self.graph.inputs)
+        books = {"explained": out[n]}
+        for t, e in zip(self.graph.inputs, out[:n]):
+            books[f"input:{t.name}"] = e.reshape(len(e), -1).sum(1)
+        books.update(zip(model.budget_nodes, out[n + 1:]))
+        return books
 
     def treatment(self, node):
         """The attention treatment (`rules.attention`) of a product, attention or softmax."""
