@@ -40,6 +40,7 @@ from keras import layers  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import keras_patterns as kp  # noqa: E402
 from bench import (  # noqa: E402
+    fit_time,
     interleaved,
     kernel_gradient_floor,
     peak_rss_kib,
@@ -170,16 +171,8 @@ def fitting(model, forward, x, args):
     floor = kernel_gradient_floor(model)
     t_floor = interleaved([lambda: floor(x).numpy()], args.repeats)[0]
 
-    def fit_time(data):
-        runs = []
-        for _ in range(2):
-            start = time.perf_counter()
-            quiet_fit(model, data, batch_size=b)
-            runs.append(time.perf_counter() - start)
-        return min(runs)
-
-    t_one = fit_time(x)
-    t_more = fit_time(np.concatenate([x] * (1 + args.fit_batches)))
+    t_one = fit_time(model, x, b)
+    t_more = fit_time(model, np.concatenate([x] * (1 + args.fit_batches)), b)
     per_batch = (t_more - t_one) / args.fit_batches
     print(f"fit, relu patterns, batches of {b}")
     row("fit per further batch / floor", per_batch / t_floor, FIT_PER_BATCH_GOAL,

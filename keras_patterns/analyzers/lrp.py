@@ -28,13 +28,13 @@ import tensorflow as tf
 from ..graph import ACTIVATION, AFFINE, ATTENTION, KERNEL, NORM, PRODUCT, SCALE
 from ..innvestigate import lrp_analyzer_name
 from ..reverse import (
-    build_reverse_model,
     HeldConstant,
     KernelRelevance,
     LinearizedRelevance,
     NormRelevance,
     PassRelevance,
     SumRelevance,
+    build_reverse_model,
 )
 from ..rules.attention import Signal, attention_shares, factor_shares
 from ..rules.catalog import PRESETS, RULES
