@@ -3,7 +3,13 @@
 `model.build_reverse_model`, optionally with a per-sample scale beside the signal
 (`scaled`)."""
 
-from .attention import GatedGradient, HeldConstant, LinearizedRelevance, NormRelevance
+from .attention import (
+    GatedGradient,
+    HeldConstant,
+    IdentityRuleGradient,
+    LinearizedRelevance,
+    NormRelevance,
+)
 from .embedding import EmbeddingReverse, EmbeddingTimesInputReverse
 from .layers import GradientReverse, ReverseLayer, vjp
 from .model import build_reverse_model
@@ -15,6 +21,6 @@ __all__ = [
     "ReverseLayer", "vjp", "GradientReverse", "DeconvnetReverse", "GuidedReverse",
     "EmbeddingReverse", "EmbeddingTimesInputReverse", "PatternReverse", "KernelRelevance",
     "SumRelevance", "PassRelevance", "LinearizedRelevance", "NormRelevance", "HeldConstant",
-    "GatedGradient",
+    "GatedGradient", "IdentityRuleGradient",
     "build_reverse_model",
 ]
