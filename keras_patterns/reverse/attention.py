@@ -43,6 +43,10 @@ class LinearizedRelevance(ReverseLayer):
         super().__init__(node, **kwargs)
         self.shares = [float(s) for s in shares]
 
+    @property
+    def silent_inputs(self):
+        return tuple(i for i, share in enumerate(self.shares) if not share)
+
     def reverse(self, xs, ys, rs):
         s = tf.cast(rs[0], ys[0].dtype) / stabilize(ys[0])
         live = [x for x, share in zip(xs, self.shares) if share and x.dtype.is_floating]
@@ -80,6 +84,10 @@ class GatedGradient(ReverseLayer):
         super().__init__(node, **kwargs)
         self.shares = [float(v) for v in shares]
 
+    @property
+    def silent_inputs(self):
+        return tuple(i for i, share in enumerate(self.shares) if not share)
+
     def reverse(self, xs, ys, rs):
         forward = self.node.forward
         if self.node.role == NORM:
@@ -105,6 +113,10 @@ class HeldConstant(ReverseLayer):
     """A gate: no relevance passes to its inputs."""
 
     label = "held"
+
+    @property
+    def silent_inputs(self):
+        return tuple(range(len(self.node.inputs)))
 
     def reverse(self, xs, ys, rs):
         return [None] * len(xs)
