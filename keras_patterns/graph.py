@@ -14,6 +14,7 @@ from .errors import NotAnalyzableModelError
 from .roles import (  # noqa: F401 - the roles, re-exported with the graph they describe
     ACTIVATION,
     AFFINE,
+    CONSTANT,
     EMBEDDING,
     FIXED_LINEAR,
     KERNEL,
