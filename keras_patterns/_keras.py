@@ -241,7 +241,14 @@ class _DynamicSizes:
         return False
 
 
+_DEFERRING = {}
+
+
 def _deferring(function):
+    """`function`, made to defer itself where a size is among its arguments (cached)."""
+    if function in _DEFERRING:
+        return _DEFERRING[function]
+
     def call(*args, **kwargs):
         if _has_size_argument(args, kwargs):
             return _deferred_class(function)()(*args, **kwargs)
@@ -249,6 +256,7 @@ def _deferring(function):
 
     call.__name__ = function.__name__
     call.__doc__ = function.__doc__
+    _DEFERRING[function] = call
     return call
 
 

@@ -156,3 +156,24 @@ def test_input_times_gradient_of_tokens_is_the_tape_gradient_at_the_embedding(mo
     got = analyzer.analyze(feed, neuron_selection=1)
     assert_close(got["token_ids"], _table_oracle(model, feed))
     assert np.all(got["padding_mask"] == 0)  # a mask carries no signal
+
+
+def test_position_layers_are_constants_of_the_length_at_any_length():
+    """keras-hub's learned, sinusoidal and rotary position layers: what they add or
+    multiply depends on the sequence length only."""
+    keras.utils.set_random_seed(8)
+    inp = keras.Input((None,), dtype="int32")
+    e = keras_hub.layers.TokenAndPositionEmbedding(20, 6, 8, name="embed")(inp)
+    x = e + keras_hub.layers.SinePositionEncoding(name="sine")(e)
+    x = keras_hub.layers.RotaryEmbedding(name="rotary")(x)
+    model = keras.Model(inp, layers.Dense(2)(keras.ops.mean(x, axis=1)))
+    graph = canonize(flatten(model))
+    roles = {n.name: n.role for n in graph.nodes}
+    assert not [name for name, role in roles.items() if role == OPAQUE]
+    assert roles["embed/token_embedding"] == EMBEDDING
+    for prefix in ("embed/position_embedding/", "sine/"):
+        assert {r for name, r in roles.items() if name.startswith(prefix)} == {CONSTANT}
+    assert roles["rotary/sin"] == roles["rotary/cos"] == CONSTANT
+    for batch, length in ((1, 6), (3, 2)):
+        tokens = np.random.default_rng(batch).integers(1, 20, (batch, length)).astype("int32")
+        assert_close(graph.evaluate([tf.constant(tokens)])[0], model(tokens))

@@ -58,15 +58,16 @@ def test_a_size_read_off_the_shape_is_a_graph_value_and_the_graph_fits_any_batch
         assert_close(graph.evaluate([tf.constant(x)])[0], model(x))
 
 
-@pytest.mark.parametrize("method", ["gradient", "lrp.z"])
+@pytest.mark.parametrize("method", ["gradient", "guided_backprop", "deconvnet", "lrp.z"])
 def test_relevance_passes_the_token_and_stops_at_the_constant(method):
     model, _ = _linear_model_with_class_token()
     x = _x((4, 3), 3, seed=1)
     got = kp.create_analyzer(method, model, neuron_selection_mode="index").analyze(
         x, neuron_selection=1)
     grad = tape_gradient(model, x, "index", [1] * 3)
-    # linear in x: the z-rule gives x * gradient; the token's share (a constant) is lost
-    assert_close(got, grad if method == "gradient" else x * grad)
+    # linear in x, no rectifier: the rectifier methods are the gradient; the z-rule gives
+    # x * gradient (the token's share, a constant, is absorbed)
+    assert_close(got, x * grad if method == "lrp.z" else grad)
 
 
 def test_a_cast_between_float_dtypes_routes_values():
