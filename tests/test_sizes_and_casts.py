@@ -15,8 +15,9 @@ from keras import layers
 from oracles import assert_close, tape_gradient
 
 import keras_patterns as kp
+from keras_patterns import roles
 from keras_patterns.canonize import prepare
-from keras_patterns.graph import CONSTANT, EMBEDDING, FIXED_LINEAR
+from keras_patterns.graph import CONSTANT, EMBEDDING, FIXED_LINEAR, OPAQUE
 
 
 class ClassToken(layers.Layer):
@@ -120,3 +121,24 @@ def test_a_reversible_embedding_is_an_embedding_only_where_it_looks_tokens_up():
     assert all(role != EMBEDDING for _, role in roles[1:])  # the reverse call is traced
     tokens = np.random.default_rng(0).integers(0, 12, size=(3, 5)).astype("int32")
     assert_close(graph.evaluate([tf.constant(tokens)])[0], model(tokens))
+
+
+def test_a_call_the_registered_role_does_not_cover_is_opaque_and_says_why():
+    class Roll(layers.Layer):
+        """Rolls the features by one, forwards or back (TensorFlow: not traceable)."""
+
+        def call(self, x, back=False):
+            return tf.roll(x, -1 if back else 1, axis=-1)
+
+    roles.register_layer(Roll, FIXED_LINEAR, covers=lambda args, kwargs: not kwargs.get("back"))
+    keras.utils.set_random_seed(7)
+    inp = keras.Input((5,))
+    roll = Roll(name="roll")
+    model = keras.Model(inp, layers.Dense(2)(roll(roll(layers.Dense(5)(inp)), back=True)))
+    found = {n.name: n for n in prepare(model).nodes if n.name.startswith("roll")}
+    assert [n.role for n in found.values()] == [FIXED_LINEAR, OPAQUE]
+    assert "'fixed_linear' does not describe this call" in found["roll_1"].why
+    with pytest.raises(kp.NotAnalyzableModelError, match=r"'roll_1' \(Roll\)"):
+        kp.create_analyzer("lrp.epsilon", model)
+    x = _x((5,), 3)
+    assert_close(kp.create_analyzer("gradient", model).analyze(x), tape_gradient(model, x))
