@@ -177,3 +177,19 @@ def test_position_layers_are_constants_of_the_length_at_any_length():
     for batch, length in ((1, 6), (3, 2)):
         tokens = np.random.default_rng(batch).integers(1, 20, (batch, length)).astype("int32")
         assert_close(graph.evaluate([tf.constant(tokens)])[0], model(tokens))
+
+
+@pytest.mark.parametrize("name", ["vit", "gpt2"])
+def test_the_graph_follows_the_weights_changed_after_it_was_built(models, name):
+    """The traced graph reads the layers' variables (class token, position embeddings) on
+    every call, as a model trained further (the explanation-grid callback) needs."""
+    model, graph = _model(models, name)
+    saved = [w.numpy() for w in model.weights]
+    try:
+        for w in model.weights:
+            w.assign(w.numpy() + 0.25)
+        feed = _feed(model, 2, 4, seed=3)
+        assert_close(graph.evaluate(_values(graph, feed))[0], model(feed))
+    finally:
+        for w, v in zip(model.weights, saved):
+            w.assign(v)
