@@ -15,6 +15,7 @@ from .roles import (  # noqa: F401 - the roles, re-exported with the graph they 
     ACTIVATION,
     AFFINE,
     ATTENTION,
+    CONSTANT,
     EMBEDDING,
     FIXED_LINEAR,
     KERNEL,

@@ -12,7 +12,7 @@ otherwise.
 
 import tensorflow as tf
 
-from ..graph import ACTIVATION, ATTENTION, EMBEDDING, NORM, PRODUCT, SCALE
+from ..graph import ACTIVATION, ATTENTION, CONSTANT, EMBEDDING, NORM, PRODUCT, SCALE
 from ..reverse import (
     EmbeddingTimesInputReverse,
     GatedGradient,
@@ -72,7 +72,7 @@ class _TreatedLRP(RelevanceAnalyzer):
             return self.relevance_layer_for(node)
         if node.role == EMBEDDING:
             return EmbeddingTimesInputReverse(node)
-        if node.role == SCALE:
+        if node.role in (SCALE, CONSTANT):
             return HeldConstant(node)
         if node.role == NORM:
             return GatedGradient(node, [1.0])

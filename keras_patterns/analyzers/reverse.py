@@ -4,8 +4,8 @@ import tensorflow as tf
 
 from .. import replicas
 from ..compiled import compiled
-from ..graph import EMBEDDING
-from ..reverse import EmbeddingReverse, GradientReverse, build_reverse_model
+from ..graph import CONSTANT, EMBEDDING
+from ..reverse import EmbeddingReverse, GradientReverse, HeldConstant, build_reverse_model
 from .base import Analyzer
 
 
@@ -26,7 +26,10 @@ class ReverseAnalyzer(Analyzer):
     _function = None
 
     def reverse_layer_for(self, node):
-        """The reverse layer of one forward node (by default: its gradient)."""
+        """The reverse layer of one forward node (by default: its gradient; none through a
+        value that depends on sizes and integer tensors only)."""
+        if node.role == CONSTANT:
+            return HeldConstant(node)
         if node.role == EMBEDDING:
             return EmbeddingReverse(node)
         return GradientReverse(node)
