@@ -177,6 +177,23 @@ def test_one_dimensional_inputs():
     assert_close(got, np.repeat(up[..., None], 2, axis=-1))
 
 
+def test_a_layer_of_a_nested_model_by_its_name_or_path():
+    keras.utils.set_random_seed(3)
+    backbone = keras.Sequential([keras.Input(SHAPE), layers.Conv2D(3, 3, activation="relu",
+                                                                   name="feat")],
+                                name="backbone")
+    head = layers.Dense(2)
+    model = keras.Sequential([keras.Input(SHAPE), backbone, layers.GlobalAveragePooling2D(),
+                              head])
+    x = _x(2)
+    a = backbone(x).numpy()
+    c = np.argmax(model(x).numpy(), axis=1)
+    cam = np.maximum(np.einsum("nhwk,kn->nhw", a, head.kernel.numpy()[:, c]), 0.0) / 49.0
+    for layer in ("feat", "backbone/feat", None):
+        got = kp.create_analyzer("grad_cam", model, layer=layer, upsample=False).analyze(x)
+        assert_close(got, cam)
+
+
 def test_bad_layers_and_models_are_refused_by_name(deep_net):
     model, _ = deep_net
     with pytest.raises(kp.NotAnalyzableModelError, match="'feats'.*feat, last"):

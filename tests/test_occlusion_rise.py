@@ -138,6 +138,8 @@ def test_rise_is_reproducible_by_its_seed_for_any_batch_size():
         assert_close(again.analyze(x), want, rtol=1e-6)
     other = kp.create_analyzer("rise", model, n_masks=50, resolution=(2, 4), seed=8)
     assert np.abs(other.analyze(x) - want).max() > 1e-3
+    fresh = kp.create_analyzer("rise", model, n_masks=50, resolution=(2, 4))
+    assert np.abs(fresh.analyze(x) - fresh.analyze(x)).max() > 1e-3
     with pytest.raises(ValueError, match="probability must be in"):
         kp.create_analyzer("rise", model, probability=0.0)
     with pytest.raises(ValueError, match="n_masks must be a positive int"):
