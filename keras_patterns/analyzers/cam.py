@@ -103,8 +103,8 @@ class LayerMap(Analyzer):
         self._activation_tensor = find_layer(graph, self.layer, self.name)
 
     def _activations(self, x, index, tape=None):
-        """The layer's activations A, the explained score per sample and its index; a
-        `tape` watches A."""
+        """The layer's activations A (as the layer computes them, in its dtype), the
+        explained score per sample and its index; a `tape` watches A."""
         kept = {}
 
         def seen(t, value):
@@ -115,7 +115,7 @@ class LayerMap(Analyzer):
 
         y = self.graph.evaluate([x], seen)[0]
         score, index = selected_output(y, index, self.neuron_selection_mode)
-        return tf.cast(kept["a"], tf.float32), score, index
+        return kept["a"], score, index
 
     def _finish(self, cam, x):
         """The map (batch, *layer spatial) as returned: resized and over the channels, or
@@ -148,7 +148,9 @@ class GradientMap(LayerMap):
         x, index = per_sample
         with tf.GradientTape() as tape:
             a, score, _ = self._activations(x, index, tape)
-        return [self._finish(self._combine(a, tape.gradient(score, a)), x)]
+        g = tape.gradient(score, a, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        a, g = tf.cast(a, tf.float32), tf.cast(g, tf.float32)
+        return [self._finish(self._combine(a, g), x)]
 
     def _analyze_batch(self, xs, index, strategy):
         if self._function is None:
@@ -235,6 +237,7 @@ class ScoreCAM(LayerMap, MaskedCopies):
 
     def _reference(self, x, index):
         a, score, index = self._activations(x, index)
+        a = tf.cast(a, tf.float32)
         if self.weights == "increase":  # one more mask, all zero: the baseline
             a = tf.concat([a, tf.zeros_like(a[..., :1])], axis=-1)
         return [index, score, a]
