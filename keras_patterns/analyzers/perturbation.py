@@ -138,14 +138,18 @@ class MaskedCopies(Analyzer):
         layout = self._layout(x, state)
         count = len(layout[0])
         group = max(1, self.batch_size // n)
-        parts = []
+        totals = None  # summed as the groups come (memory flat in their number)
         for first in range(0, count, group):
             chunk = [tf.constant(a[first : first + group]) for a in layout]
-            parts.append(self._group_function(strategy, [x, index, base, state], chunk))
+            part = self._group_function(strategy, [x, index, base, state], chunk)
+            if totals is None:
+                totals = [[p] if self._concatenate else p for p in part]
+            elif self._concatenate:
+                totals = [t + [p] for t, p in zip(totals, part)]
+            else:
+                totals = [t + p for t, p in zip(totals, part)]
         if self._concatenate:
-            totals = [tf.concat([p[i] for p in parts], axis=1) for i in range(len(parts[0]))]
-        else:
-            totals = [tf.add_n([p[i] for p in parts]) for i in range(len(parts[0]))]
+            totals = [tf.concat(t, axis=1) for t in totals]
         return [np.asarray(self._from_scores(x, totals, base, state))]
 
 
