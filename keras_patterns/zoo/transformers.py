@@ -56,7 +56,9 @@ class PositionEmbedding(keras.layers.Layer):
     """A learned position embedding added to the tokens: ``x + self.embedding``.
 
     The weight has the shape of one sample, ``(tokens, width)``, and broadcasts over the
-    batch, so the layer never reads a batch size.
+    batch, so the layer never reads a batch size. It is registered with Keras as
+    ``keras_patterns>PositionEmbedding``: a saved model that holds it loads once this module
+    is imported.
     """
 
     def build(self, input_shape):
