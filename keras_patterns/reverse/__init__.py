@@ -8,6 +8,7 @@ from .attention import (
     HeldConstant,
     IdentityRuleGradient,
     LinearizedRelevance,
+    NormPattern,
     NormRelevance,
 )
 from .embedding import EmbeddingReverse, EmbeddingTimesInputReverse
@@ -21,6 +22,6 @@ __all__ = [
     "ReverseLayer", "vjp", "GradientReverse", "DeconvnetReverse", "GuidedReverse",
     "EmbeddingReverse", "EmbeddingTimesInputReverse", "PatternReverse", "KernelRelevance",
     "SumRelevance", "PassRelevance", "LinearizedRelevance", "NormRelevance", "HeldConstant",
-    "GatedGradient", "IdentityRuleGradient",
+    "GatedGradient", "IdentityRuleGradient", "NormPattern",
     "build_reverse_model",
 ]
