@@ -229,7 +229,9 @@ class LIME(SegmentSurrogate):
     weight exp(−d(z)² / kernel_width²), d the cosine distance between z and the full
     coalition, 1 − sqrt(|z| / M) (1 for the empty one). The fit: f(z) ≈ β_0 + z·β by ridge
     regression with intercept (alpha |β|², β_0 not penalised, as scikit-learn's Ridge
-    with sample weights); the attribution of segment j is β_j.
+    with sample weights); the attribution of segment j is β_j. The kernel is the paper's;
+    the reference implementation weighs by its square root, exp(−d² / (2 kernel_width²)),
+    which is this method with kernel_width √2 times larger.
 
     Args:
         segments: "grid", "slic" or an integer array of segment ids, one map (*spatial)
