@@ -248,6 +248,11 @@ def test_bad_arguments_are_refused_by_name(monkeypatch):
     with pytest.raises(kp.NotAnalyzableModelError, match="'kernel_shap' with segments='slic' "
                                                          "cuts images"):
         kp.create_analyzer("kernel_shap", sequence, segments="slic")
+    x = _x(1, (6, 6, 1))
+    with pytest.raises(kp.InvalidInputError, match=r"needs n_samples >= 9 coalitions"):
+        kp.create_analyzer("kernel_shap", model, grid_size=3, n_samples=8).analyze(x)
+    with pytest.raises(kp.InvalidInputError, match=r"with alpha=0 .* needs n_samples > 9"):
+        kp.create_analyzer("lime", model, grid_size=3, n_samples=9, alpha=0.0).analyze(x)
     monkeypatch.setitem(__import__("sys").modules, "skimage.segmentation", None)
     with pytest.raises(kp.errors.MissingExtraError, match="scikit-image"):
         kp.create_analyzer("kernel_shap", model, segments="slic")

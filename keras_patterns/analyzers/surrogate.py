@@ -196,6 +196,11 @@ class KernelSHAP(SegmentSurrogate):
             codes = np.arange(1, 2**m - 1)
             z = (codes[:, None] >> np.arange(m)) & 1
         else:
+            if self.n_samples < m:
+                raise InvalidInputError(
+                    f"'{self.name}' fits {m - 1} free values for {m} segments, so it needs "
+                    f"n_samples >= {m} coalitions (or fewer segments); got n_samples="
+                    f"{self.n_samples}.")
             sizes = np.arange(1, m)
             total = (m - 1) / (sizes * (m - sizes))
             size = rng.choice(sizes, size=self.n_samples, p=total / total.sum())
@@ -263,6 +268,11 @@ class LIME(SegmentSurrogate):
                          seed=seed, **kwargs)
 
     def _coalitions(self, m, rng):
+        if self.alpha == 0 and self.n_samples <= m:
+            raise InvalidInputError(
+                f"'{self.name}' with alpha=0 fits {m + 1} values for {m} segments, so it "
+                f"needs n_samples > {m} coalitions (or alpha > 0, or fewer segments); got "
+                f"n_samples={self.n_samples}.")
         z = rng.integers(0, 2, size=(self.n_samples, m))
         z[0] = 1
         distance = 1.0 - np.sqrt(z.sum(axis=1) / m)
