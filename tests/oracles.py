@@ -5,6 +5,8 @@
   gradients via `tf.custom_gradient`; a tape over it gives the reference signal.
 - `patches`, `numpy_patterns`: explicit receptive-field patches and the pattern estimators
   in closed form (numpy, float64).
+- `linear_model`, `linear_case`: f(x) = w . x, whose exact attribution is w * x (the
+  perturbation metrics' oracle).
 """
 
 import keras
@@ -179,3 +181,19 @@ def numpy_patterns(X, W, b, pattern_type, plus=None):
     elif pattern_type == "filter":
         out["a"] = normed(W)
     return {name: np.nan_to_num(a) for name, a in out.items()}
+
+
+def linear_model(shape, w):
+    """f(x) = w . x: Flatten -> Dense(1) without bias, outputs a logit (score="logit")."""
+    model = keras.Sequential([keras.Input(shape), keras.layers.Flatten(),
+                              keras.layers.Dense(1, use_bias=False)])
+    model.layers[-1].set_weights([np.asarray(w, np.float32).reshape(-1, 1)])
+    return model
+
+
+def linear_case(n, shape, seed=0):
+    """(x, w, model): n normal inputs of `shape`, normal weights, `linear_model`."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n,) + tuple(shape)).astype(np.float32)
+    w = rng.normal(size=tuple(shape)).astype(np.float32)
+    return x, w, linear_model(tuple(shape), w)

@@ -6,16 +6,9 @@ model Embedding -> mean -> Dense each token's contribution is known in closed fo
 import keras
 import numpy as np
 import pytest
+from oracles import linear_case
 
 from keras_patterns.evaluate import aopc, deletion, insertion
-
-
-def linear_model(shape, w):
-    """f(x) = w . x (one output, no bias): a logit, so score='logit'."""
-    model = keras.Sequential([keras.Input(shape), keras.layers.Flatten(),
-                              keras.layers.Dense(1, use_bias=False)])
-    model.layers[-1].set_weights([w.reshape(-1, 1).astype(np.float32)])
-    return model
 
 
 def numpy_curves(x, w, baseline, steps, ids, n_features, insert=False, order=-1):
@@ -40,10 +33,7 @@ def numpy_curves(x, w, baseline, steps, ids, n_features, insert=False, order=-1)
 
 @pytest.fixture
 def images():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(5, 6, 7, 2)).astype(np.float32)
-    w = rng.normal(size=(6, 7, 2)).astype(np.float32)
-    return x, w, linear_model((6, 7, 2), w)
+    return linear_case(5, (6, 7, 2))
 
 
 def test_deletion_pixels_is_the_cumulative_sum_of_sorted_contributions(images):
