@@ -53,7 +53,8 @@ class Features:
     def copies(self, i: np.ndarray, removed: np.ndarray, baseline: np.ndarray) -> np.ndarray:
         """The model inputs of copies of samples `i` whose features `removed` ((len(i),
         n_features) bool) are taken from `baseline` ((N, S, C) or broadcastable)."""
-        at = removed[:, self.ids][..., None]
+        at = (removed if self.ids.shape[0] == self.n_features else removed[:, self.ids])[
+            ..., None]
         base = baseline[i] if baseline.shape[0] == self.x.shape[0] else baseline[0]
         out = np.where(at, base, self.x[i])
         return out.reshape((len(i),) + self.shape[1:])

@@ -9,6 +9,7 @@ copies whatever the number of steps or subsets; one compiled forward function se
 chunk: ``ceil(N * per_sample / batch_size)`` passes in all.
 """
 
+import weakref
 from typing import Callable, Optional, Sequence, Union
 
 import keras
@@ -20,6 +21,10 @@ from ..utils import model_wo_softmax
 
 SCORES = ("probability", "logit")
 
+# model -> {score: compiled function}: a metric called again on the same model (another
+# method, another metric) reuses the traced function instead of tracing the model again
+_FORWARD = weakref.WeakKeyDictionary()
+
 
 def ends_with_softmax(model: keras.Model) -> bool:
     """Whether every output of `model` comes out of a softmax: a `Softmax` layer, an
@@ -30,7 +35,8 @@ def ends_with_softmax(model: keras.Model) -> bool:
 
 
 def score_function(model: keras.Model, score: str, caller: str = "degradation()"):
-    """A compiled function inputs -> (batch, units) scores.
+    """A compiled function inputs -> (batch, units) scores, one per model and score (kept
+    while the model lives).
 
     Args:
         model: a Keras model with one output.
@@ -47,6 +53,16 @@ def score_function(model: keras.Model, score: str, caller: str = "degradation()"
     """
     if score not in SCORES:
         raise ValueError(f"score must be one of {SCORES}, got {score!r}.")
+    try:
+        cached = _FORWARD.setdefault(model, {})
+    except TypeError:  # an object that takes no weak reference: not cached
+        cached = {}
+    if score not in cached:
+        cached[score] = _score_function(model, score, caller)
+    return cached[score]
+
+
+def _score_function(model, score, caller):
     softmax_out = ends_with_softmax(model)
     if score == "logit" and softmax_output(model) == "op":
         raise ValueError("score='logit': the model's softmax is a keras.ops.softmax call, "
