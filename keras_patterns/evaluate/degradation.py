@@ -14,7 +14,13 @@ pixels and channels, so a smaller border patch sums fewer pixels (as the paper's
 
 Every perturbed copy (sample i with its first n patches replaced, n = 0..steps) is built
 in numpy and the copies go through the model in chunks of ``batch_size`` images, one
-compiled forward pass per chunk: ``ceil(N * (steps + 1) / batch_size)`` passes in all.
+compiled forward pass per chunk: ``ceil(N * (steps + 1) / batch_size)`` passes in all
+(`scoring.chunked_scores`, shared with `deletion`, `insertion`, `mu_fidelity` and `road`).
+
+This is Samek's pixel flipping / region perturbation, most relevant first (MoRF) or least
+relevant first (LeRF): one patch more per step. `deletion` is the same removal counted in
+fractions of the features (pixels, patches or tokens), with Petsiuk et al.'s AUC beside the
+AOPC; its module docstring sets the metrics side by side.
 """
 
 import dataclasses

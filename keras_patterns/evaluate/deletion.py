@@ -1,7 +1,7 @@
 """Deletion and insertion curves (Petsiuk et al., "RISE: Randomized Input Sampling for
 Explanation of Black-box Models", BMVC 2018) and the AOPC of most-relevant-first removal
 (Samek et al., "Evaluating the visualization of what a deep neural network has learned",
-IEEE TNNLS 2017).
+IEEE TNNLS 28(11), 2017; online 2016, the paper `degradation` cites as 2016).
 
     result = deletion(model, images, heatmaps, steps=20)
     result.curve, result.auc, result.aopc
