@@ -6,10 +6,14 @@ Each sample i has ``per_sample`` copies k = 0..per_sample - 1; copy 0 is the unp
 input (its output picks the explained class where none is given). The copies of all samples
 are numbered ``i * per_sample + k`` and built chunk by chunk, so memory holds one chunk of
 copies whatever the number of steps or subsets; one compiled forward function serves every
-chunk: ``ceil(N * per_sample / batch_size)`` passes in all.
+chunk: ``ceil(N * per_sample / batch_size)`` passes in all. The next chunk is built in a
+second thread while the model runs the current one (numpy and TensorFlow both release the
+interpreter lock), so building the copies costs little beyond the forward passes; at most
+two chunks exist at a time.
 """
 
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional, Sequence, Union
 
 import keras
@@ -121,18 +125,28 @@ def chunked_scores(forward, classes: np.ndarray, per_sample: int, batch_size: in
     n = len(classes)
     total = n * per_sample
     scores = np.empty((n, per_sample), np.float64)
-    passes = 0
-    for start in range(0, total, batch_size):
+    starts = range(0, total, batch_size)
+
+    def chunk(start):
         flat = np.arange(start, min(start + batch_size, total))
         i, k = flat // per_sample, flat % per_sample
-        out = np.asarray(forward(build(i, k)))
-        passes += 1
-        first = (k == 0) & (classes[i] < 0)  # a sample's unperturbed copy comes first
-        classes[i[first]] = np.argmax(out[first], axis=1)
-        if (classes[i] >= out.shape[1]).any() or (classes[i] < 0).any():
-            raise ValueError(f"neuron_selection must lie in [0, {out.shape[1]}) for this "
-                             "model.")
-        scores[i, k] = out[np.arange(len(flat)), classes[i]]
+        return i, k, build(i, k)
+
+    passes = 0
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(chunk, starts[0]) if total else None
+        for c in range(len(starts)):
+            i, k, copies = pending.result()
+            if c + 1 < len(starts):  # build the next chunk while this one runs
+                pending = pool.submit(chunk, starts[c + 1])
+            out = np.asarray(forward(copies))
+            passes += 1
+            first = (k == 0) & (classes[i] < 0)  # a sample's unperturbed copy comes first
+            classes[i[first]] = np.argmax(out[first], axis=1)
+            if (classes[i] >= out.shape[1]).any() or (classes[i] < 0).any():
+                raise ValueError(f"neuron_selection must lie in [0, {out.shape[1]}) for "
+                                 "this model.")
+            scores[i, k] = out[np.arange(len(i)), classes[i]]
     return scores, passes
 
 
