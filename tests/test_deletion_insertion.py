@@ -3,10 +3,9 @@ linear model f(x) = w.x the attribution w * x is exact, so removing features cha
 output by the sum of their contributions and every curve is a cumulative sum; on a token
 model Embedding -> mean -> Dense each token's contribution is known in closed form."""
 
-import keras
 import numpy as np
 import pytest
-from oracles import linear_case
+from oracles import linear_case, token_model
 
 from keras_patterns.evaluate import aopc, deletion, insertion
 
@@ -71,6 +70,8 @@ def test_insertion_and_patches_with_a_mean_baseline(images):
     np.testing.assert_allclose(result.curves, want, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(result.auc, np.trapezoid(want.mean(0), fractions), rtol=1e-4)
     assert result.aopc is None
+    # the class is picked on x in ceil(5 / 64) passes, then 5 * (steps + 1) copies
+    assert result.forward_passes == 2
     # inserting everything gives f(x) back
     np.testing.assert_allclose(result.curves[:, -1], (x * w).sum((1, 2, 3)), rtol=1e-4)
 
@@ -93,22 +94,6 @@ def test_batch_size_does_not_change_the_curves(images):
     for r in runs[1:]:
         np.testing.assert_allclose(r.curves, runs[0].curves, rtol=1e-5, atol=1e-6)
     assert [r.forward_passes for r in runs] == [30, 8, 1]  # ceil(5 * 6 / batch)
-
-
-def token_model(vocab=11, dim=4, t=6, seed=0):
-    """Embedding -> GlobalAveragePooling1D -> Dense(1): f = mean_t E[x_t] . v + b, token 0's
-    embedding 0, so a token replaced by 0 loses exactly E[x_t] . v / T."""
-    rng = np.random.default_rng(seed)
-    emb = rng.normal(size=(vocab, dim)).astype(np.float32)
-    emb[0] = 0.0
-    v = rng.normal(size=(dim, 1)).astype(np.float32)
-    model = keras.Sequential([keras.Input((t,), dtype="int32"),
-                              keras.layers.Embedding(vocab, dim),
-                              keras.layers.GlobalAveragePooling1D(),
-                              keras.layers.Dense(1)])
-    model.layers[0].set_weights([emb])
-    model.layers[-1].set_weights([v, np.array([0.3], np.float32)])
-    return model, emb, v[:, 0]
 
 
 def test_tokens_deletion_and_insertion_in_closed_form():

@@ -5,7 +5,7 @@ the numpy Pearson correlation recomputed by hand."""
 
 import numpy as np
 import pytest
-from oracles import linear_case
+from oracles import linear_case, token_model
 
 from keras_patterns.evaluate import mu_fidelity
 
@@ -57,6 +57,16 @@ def test_the_seeded_subsets_give_the_numpy_correlation(linear):
                         granularity="patch", patch_size=3, score="logit", seed=7,
                         batch_size=64)
     np.testing.assert_allclose(again.per_sample, result.per_sample, rtol=1e-6)
+
+
+def test_tokens_with_their_exact_shares_score_one():
+    model, emb, v = token_model()
+    tokens = np.random.default_rng(4).integers(1, 11, size=(3, 6)).astype(np.int32)
+    share = emb[tokens] @ v / 6.0  # removing token t (to id 0) lowers f by share[t]
+    result = mu_fidelity(model, tokens, share, subset_fraction=0.5, n_subsets=12,
+                         granularity="token", score="logit")
+    np.testing.assert_allclose(result.drops, result.subset_sums, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(result.per_sample, 1.0, atol=1e-5)
 
 
 def test_a_constant_attribution_has_no_correlation(linear):
