@@ -208,6 +208,7 @@ def test_evaluate_metric_writes_the_markdown_and_csv_tables(saved, tmp_path):
     markdown = (tmp_path / "ev" / "metrics.md").read_text()
     assert "| explanation | deletion AUC (↓) | deletion AOPC (↑) | mu-fidelity (↑) |" in markdown
     assert "Signal quality" not in (tmp_path / "ev" / "evaluation.md").read_text()
+    assert Image.open(tmp_path / "ev" / "curve_deletion.png").size[0] > 200
 
 
 @pytest.mark.slow  # every experiment of the report: about a minute

@@ -27,7 +27,12 @@ def test_the_exact_attribution_wins_every_column():
     assert exact["deletion AOPC"] > rand["deletion AOPC"]
     assert exact["insertion AUC"] > rand["insertion AUC"]
     assert exact["mu-fidelity"] == pytest.approx(1.0, abs=1e-5)
-    assert exact["deletion AUC"] == deletion(model, x, x * w, steps=6, score="logit").auc
+    deleted = deletion(model, x, x * w, steps=6, score="logit")
+    assert exact["deletion AUC"] == deleted.auc
+    fractions, curve = table.curves["deletion"]["exact"]
+    np.testing.assert_array_equal(fractions, np.arange(7) * 36 // 6 / 36)
+    np.testing.assert_array_equal(curve, deleted.curve)
+    assert set(table.curves) == {"deletion", "insertion"}
     rows = list(csv.reader(table.csv().splitlines()))
     assert rows[0][1:] == table.columns
     np.testing.assert_array_equal([float(v) for v in rows[1][1:]],

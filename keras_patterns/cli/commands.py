@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import visualize
 from ..analyzers import Analyzer, analyzer_class, create_analyzer, list_analyzers
-from ..errors import InvalidInputError, NotAnalyzableModelError, PatternFileError
+from ..errors import InvalidInputError, MissingExtraError, NotAnalyzableModelError, PatternFileError
 from ..loading import load_model
 from ..patterns import compute_patterns, patterns_path, save_patterns
 from .sources import ImageSource, array_batches, image_files, load_array
@@ -204,6 +204,21 @@ def _metric_settings(args):
             "mu_fidelity": features, "road": batch}
 
 
+def _plot_curves(table, out):
+    """OUT/curve_<name>.png for each curve of `table`, where matplotlib is installed."""
+    try:
+        from ..reproduce.figures import plot_degradation
+        for name, per_method in table.curves.items():
+            path = out / f"curve_{name.lower().replace(' ', '_')}.png"
+            plot_degradation(per_method, path, f"{name} curves", xlabel=(
+                "patches replaced (most relevant first)" if name == "degradation" else
+                "fraction of the features removed" if name != "insertion" else
+                "fraction of the features inserted"))
+            print(f"wrote {path}")
+    except MissingExtraError as e:
+        print(f"no plots: {e}")
+
+
 def evaluate(args):
     """rho(S) per layer on DATA, the degradation AOPC of each method (and of a random
     order), and with --metric a table of perturbation metrics, written to OUT/."""
@@ -251,6 +266,7 @@ def evaluate(args):
                   f"{args.granularity}s; 'random' is a Gaussian-noise attribution)", "",
                   table.markdown()]
         print(f"wrote {out / 'metrics.md'} and {out / 'metrics.csv'}")
+        _plot_curves(table, out)
     path = out / "evaluation.md"
     path.write_text("\n".join(lines) + "\n")
     print(f"wrote {path}")

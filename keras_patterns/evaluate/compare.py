@@ -16,7 +16,8 @@ Each metric gives one or two columns, each with the direction that is better:
 | ROAD MoRF | `road` (mean over the fractions) | lower |
 | ROAD LeRF | `road` | higher |
 
-A row "random" (an attribution of seeded Gaussian noise) is the chance level.
+A row "random" (an attribution of seeded Gaussian noise) is the chance level. The mean
+curves are kept too (`MetricTable.curves`), for plots.
 """
 
 import csv
@@ -43,6 +44,14 @@ COLUMNS = {
     "ROAD MoRF": ("road", lambda r: r.morf_mean, False),
     "ROAD LeRF": ("road", lambda r: r.lerf_mean, True),
 }
+# curve -> (metric, its (x, mean curve) read from the result)
+CURVES = {
+    "degradation": ("degradation", lambda r: (np.arange(len(r.curve)), r.curve)),
+    "deletion": ("deletion", lambda r: (r.fractions, r.curve)),
+    "insertion": ("insertion", lambda r: (r.fractions, r.curve)),
+    "ROAD MoRF": ("road", lambda r: (r.percentages, r.morf_curve)),
+    "ROAD LeRF": ("road", lambda r: (r.percentages, r.lerf_curve)),
+}
 
 
 @dataclasses.dataclass
@@ -53,11 +62,15 @@ class MetricTable:
         columns: the column names, in order.
         rows: explanation name -> {column: value}.
         higher_is_better: column -> whether a larger value is better.
+        curves: curve name ("deletion", "ROAD MoRF", ...) -> explanation name -> (x, the
+            mean curve), x the patches replaced (degradation) or the fraction of the
+            features removed or inserted (the others).
     """
 
     columns: list
     rows: Dict[str, Dict[str, float]]
     higher_is_better: Dict[str, bool]
+    curves: Dict[str, Dict[str, tuple]] = dataclasses.field(default_factory=dict)
 
     def markdown(self) -> str:
         """The table in Markdown, each column headed by its better direction."""
@@ -111,13 +124,17 @@ def compare(model: keras.Model, x: np.ndarray, explanations: Dict[str, np.ndarra
         rows["random"] = np.random.default_rng(seed).normal(size=np.shape(x))
     columns = [c for c, (m, _, _) in COLUMNS.items() if m in metrics]
     table = {name: {} for name in rows}
+    curves = {c: {} for c, (m, _) in CURVES.items() if m in metrics}
     for metric in [m for m in METRICS if m in metrics]:
         for name, attributions in rows.items():
             result = functions[metric](model, x, attributions, **settings.get(metric, {}))
             for column in columns:
                 if COLUMNS[column][0] == metric:
                     table[name][column] = float(COLUMNS[column][1](result))
-    return MetricTable(columns, table, {c: COLUMNS[c][2] for c in columns})
+            for curve in curves:
+                if CURVES[curve][0] == metric:
+                    curves[curve][name] = tuple(map(np.asarray, CURVES[curve][1](result)))
+    return MetricTable(columns, table, {c: COLUMNS[c][2] for c in columns}, curves)
 
 
-__all__ = ["METRICS", "COLUMNS", "MetricTable", "compare"]
+__all__ = ["METRICS", "COLUMNS", "CURVES", "MetricTable", "compare"]
