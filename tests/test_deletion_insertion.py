@@ -136,3 +136,20 @@ def test_bad_inputs_name_the_problem(images):
     with pytest.raises(ValueError, match="baseline token id"):
         deletion(tm, np.ones((2, 6), np.int32), np.ones((2, 6)), granularity="token",
                  baseline="blur")
+
+
+def test_one_compiled_function_per_model_that_does_not_keep_the_model_alive():
+    import gc
+    import weakref
+
+    from keras_patterns.evaluate.scoring import score_function
+
+    x, w, model = linear_case(2, (3, 3, 1))
+    first = score_function(model, "logit")
+    assert score_function(model, "logit") is first  # reused by every metric and call
+    assert score_function(model, "probability") is not first
+    deletion(model, x, x * w, steps=2, score="logit")
+    ref = weakref.ref(model)
+    del model, first
+    gc.collect()
+    assert ref() is None

@@ -79,9 +79,12 @@ def _score_function(model, score, caller):
                              "logits.")
     else:
         net, apply_softmax = model, not softmax_out
+    # the cache keys on `model` weakly: this function must not hold the model itself
+    # (a model made here without its softmax is held, nothing else does)
+    held, ref = (None, weakref.ref(model)) if net is model else (net, None)
 
     def run(x):
-        y = net(x, training=False)
+        y = (held if held is not None else ref())(x, training=False)
         if isinstance(y, (list, tuple, dict)):
             raise ValueError(f"{caller} explains a model with one output; this one has "
                              f"{len(y)}.")
