@@ -3,6 +3,7 @@ linear model f(x) = w.x the attribution w * x is exact, so removing features cha
 output by the sum of their contributions and every curve is a cumulative sum; on a token
 model Embedding -> mean -> Dense each token's contribution is known in closed form."""
 
+import keras
 import numpy as np
 import pytest
 from oracles import linear_case, token_model
@@ -153,3 +154,12 @@ def test_one_compiled_function_per_model_that_does_not_keep_the_model_alive():
     del model, first
     gc.collect()
     assert ref() is None
+
+
+def test_a_model_with_two_outputs_is_refused():
+    inp = keras.Input((4,))
+    model = keras.Model(inp, [keras.layers.Dense(2)(inp), keras.layers.Dense(3)(inp)])
+    x = np.ones((2, 4), np.float32)
+    for metric in (deletion, insertion):  # the second call reuses the cached function
+        with pytest.raises(ValueError, match="one output; this one has 2"):
+            metric(model, x, x, steps=2)

@@ -86,8 +86,8 @@ def _score_function(model, score, caller):
     def run(x):
         y = (held if held is not None else ref())(x, training=False)
         if isinstance(y, (list, tuple, dict)):
-            raise ValueError(f"{caller} explains a model with one output; this one has "
-                             f"{len(y)}.")
+            raise ValueError(f"{caller} (and every perturbation metric) explains a model "
+                             f"with one output; this one has {len(y)}.")
         y = keras.ops.reshape(y, (keras.ops.shape(y)[0], -1))
         return keras.ops.softmax(y, axis=-1) if apply_softmax else y
 
