@@ -5,6 +5,9 @@
   gradients via `tf.custom_gradient`; a tape over it gives the reference signal.
 - `patches`, `numpy_patterns`: explicit receptive-field patches and the pattern estimators
   in closed form (numpy, float64).
+- `linear_model`, `linear_case`: f(x) = w . x, whose exact attribution is w * x (the
+  perturbation metrics' oracle); `token_model`: Embedding -> mean -> Dense, each token's
+  share of the output known in closed form.
 """
 
 import keras
@@ -201,3 +204,39 @@ def resize_bilinear(maps, size):
     if len(size) == 2:
         out = np.einsum("oi,nhi->nho", bilinear_matrix(maps.shape[2], size[1]), out)
     return out
+
+
+def linear_model(shape, w):
+    """f(x) = w . x: Flatten -> Dense(1) without bias, outputs a logit (score="logit")."""
+    model = keras.Sequential([keras.Input(shape), keras.layers.Flatten(),
+                              keras.layers.Dense(1, use_bias=False)])
+    model.layers[-1].set_weights([np.asarray(w, np.float32).reshape(-1, 1)])
+    return model
+
+
+def linear_case(n, shape, seed=0):
+    """(x, w, model): n normal inputs of `shape`, normal weights, `linear_model`."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n,) + tuple(shape)).astype(np.float32)
+    w = rng.normal(size=tuple(shape)).astype(np.float32)
+    return x, w, linear_model(tuple(shape), w)
+
+
+def token_model(vocab=11, dim=4, t=6, seed=0):
+    """Embedding -> GlobalAveragePooling1D -> Dense(1): f = mean_t E[x_t] . v + 0.3, token
+    0's embedding 0, so a token replaced by 0 loses exactly E[x_t] . v / T.
+
+    Returns:
+        (model, E, v).
+    """
+    rng = np.random.default_rng(seed)
+    emb = rng.normal(size=(vocab, dim)).astype(np.float32)
+    emb[0] = 0.0
+    v = rng.normal(size=(dim, 1)).astype(np.float32)
+    model = keras.Sequential([keras.Input((t,), dtype="int32"),
+                              keras.layers.Embedding(vocab, dim),
+                              keras.layers.GlobalAveragePooling1D(),
+                              keras.layers.Dense(1)])
+    model.layers[0].set_weights([emb])
+    model.layers[-1].set_weights([v, np.array([0.3], np.float32)])
+    return model, emb, v[:, 0]

@@ -2,6 +2,7 @@
 subcommand, fit and explain on files (their output checked against the library called
 directly), and a one-line error with exit status 2 for every user error."""
 
+import csv
 import os
 import subprocess
 import sys
@@ -183,6 +184,31 @@ def test_evaluate_writes_the_quality_table_and_the_degradation_aopc(saved, tmp_p
     e = kp.create_analyzer("gradient", saved["keras"]).analyze(data[:10])
     aopc = kp.evaluate.degradation(saved["keras"], data[:10], e, 2, 8).aopc
     assert f"| gradient | {aopc:.4f} |" in report
+
+
+def test_evaluate_metric_writes_the_markdown_and_csv_tables(saved, tmp_path):
+    from keras_patterns.cli import METRICS, main
+    from keras_patterns.evaluate.compare import METRICS as EVALUATE_METRICS
+
+    assert METRICS == EVALUATE_METRICS  # the parser's copy of the names
+    data = np.random.default_rng(2).uniform(size=(6, 8, 8, 1)).astype("float32")
+    np.save(tmp_path / "m.npy", data)
+    # in this process (a subprocess would spend ~20 s starting TensorFlow)
+    assert main(["evaluate", str(saved["model"]), str(tmp_path / "m.npy"), "--methods",
+                 "gradient", "--metric", "deletion", "mu_fidelity", "--skip-quality",
+                 "--steps", "4", "--out", str(tmp_path / "ev")]) == 0
+    rows = list(csv.reader((tmp_path / "ev" / "metrics.csv").read_text().splitlines()))
+    assert rows[0] == ["explanation", "deletion AUC", "deletion AOPC", "mu-fidelity"]
+    assert [r[0] for r in rows[1:]] == ["gradient", "random"]
+    e = kp.create_analyzer("gradient", saved["keras"]).analyze(data)
+    deleted = kp.evaluate.deletion(saved["keras"], data, e, steps=4, batch_size=32)
+    fidelity = kp.evaluate.mu_fidelity(saved["keras"], data, e, batch_size=32)
+    np.testing.assert_allclose([float(v) for v in rows[1][1:]],
+                               [deleted.auc, deleted.aopc, fidelity.mu_fidelity], rtol=1e-5)
+    markdown = (tmp_path / "ev" / "metrics.md").read_text()
+    assert "| explanation | deletion AUC (↓) | deletion AOPC (↑) | mu-fidelity (↑) |" in markdown
+    assert "Signal quality" not in (tmp_path / "ev" / "evaluation.md").read_text()
+    assert Image.open(tmp_path / "ev" / "curve_deletion.png").size[0] > 200
 
 
 @pytest.mark.slow  # every experiment of the report: about a minute

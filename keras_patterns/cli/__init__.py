@@ -4,7 +4,7 @@
     keras-patterns fit MODEL.keras DATA [--out F]    patterns of a model, fitted on DATA
     keras-patterns explain MODEL.keras IMAGES... --method NAME [--out DIR]
     keras-patterns explain MODEL.keras TEXTS.txt --method NAME --vocab VOCAB.txt
-    keras-patterns evaluate MODEL.keras DATA [--methods NAME...]   rho(S), degradation
+    keras-patterns evaluate MODEL.keras DATA [--methods NAME...] [--metric M...]   metrics
     keras-patterns reproduce [--out DIR]             the paper's experiments: a report
     keras-patterns list                              the methods and their parameters
     keras-patterns check                             every method on a small CNN
@@ -20,6 +20,10 @@ import sys
 import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# the metrics of `keras-patterns evaluate --metric` (keras_patterns.evaluate.compare.METRICS,
+# spelled out so that the parser does not import TensorFlow)
+METRICS = ("degradation", "deletion", "insertion", "mu_fidelity", "road")
 
 # what a user can get wrong: one line, exit status 2
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, PermissionError, RuntimeError)
@@ -98,18 +102,26 @@ def parser():
     p.add_argument("--key", default=None, help=argparse.SUPPRESS)
     _data_options(p)
 
-    p = sub.add_parser("evaluate", help="signal quality and image degradation on data",
+    p = sub.add_parser("evaluate", help="signal quality and perturbation metrics on data",
                        description="Measure the signal quality rho(S) of the estimators per "
                                    "layer (paper Eq. 1) on DATA and, with --methods, the image "
-                                   "degradation AOPC of each method; writes "
-                                   "OUT/evaluation.md.")
+                                   "degradation AOPC of each method, or with --metric a table "
+                                   "of perturbation metrics (OUT/metrics.md and "
+                                   "OUT/metrics.csv); writes OUT/evaluation.md.")
     p.add_argument("model", help="a saved Keras model (.keras)")
     p.add_argument("data", nargs="+", help="image folders/files, or one .npy/.npz file")
-    p.add_argument("--methods", nargs="*", default=[], help="methods to degrade with")
+    p.add_argument("--methods", nargs="*", default=[], help="methods to evaluate")
+    p.add_argument("--metric", nargs="+", default=[], choices=METRICS,
+                   help="perturbation metrics to tabulate for the methods (and a random "
+                        "attribution): " + ", ".join(METRICS))
+    p.add_argument("--granularity", default="pixel", choices=("pixel", "patch", "token"),
+                   help="what deletion, insertion and mu_fidelity perturb (pixel)")
+    p.add_argument("--skip-quality", action="store_true", help="do not measure rho(S)")
     p.add_argument("--estimators", nargs="+", default=["random", "filter", "linear", "relu"])
     p.add_argument("--patch-size", type=int, default=9, help="degradation patches (9)")
-    p.add_argument("--steps", type=int, default=100, help="patches replaced (100)")
-    p.add_argument("--images", type=int, default=64, help="images degraded (64)")
+    p.add_argument("--steps", type=int, default=100,
+                   help="degradation: patches replaced; deletion/insertion: steps (100)")
+    p.add_argument("--images", type=int, default=64, help="samples evaluated (64)")
     p.add_argument("--key", default=None, help="the array of a .npz file")
     p.add_argument("--out", default="evaluation", help="output folder")
     _data_options(p)

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import visualize
 from ..analyzers import Analyzer, analyzer_class, create_analyzer, list_analyzers
-from ..errors import InvalidInputError, NotAnalyzableModelError, PatternFileError
+from ..errors import InvalidInputError, MissingExtraError, NotAnalyzableModelError, PatternFileError
 from ..loading import load_model
 from ..patterns import compute_patterns, patterns_path, save_patterns
 from .sources import ImageSource, array_batches, image_files, load_array
@@ -195,38 +195,91 @@ def _load_all(args, model):
     return np.concatenate(arrays), where
 
 
-def evaluate(args):
-    """rho(S) per layer on DATA, and the degradation AOPC of each method (and of a random
-    order), written to OUT/evaluation.md."""
-    from .. import evaluate as ev
+def _explanations(args, model, x, sample):
+    """name -> the attribution of `sample` by each method of --methods (fitted on `x`)."""
+    out = {}
+    for name in args.methods:
+        analyzer = create_analyzer(name, model, output_index=args.output_index)
+        if analyzer.needs_fit:
+            analyzer.fit(x)
+        out[name] = analyzer.analyze(sample)
+    return out
 
+
+def _metric_settings(args):
+    """The keyword arguments of each metric of `keras_patterns.evaluate.compare`."""
+    batch = {"batch_size": args.batch_size}
+    features = dict(batch, granularity=args.granularity,
+                    patch_size=args.patch_size if args.granularity == "patch" else None)
+    return {"degradation": dict(batch, patch_size=args.patch_size, steps=args.steps),
+            "deletion": dict(features, steps=args.steps),
+            "insertion": dict(features, steps=args.steps),
+            "mu_fidelity": features, "road": batch}
+
+
+def _plot_curves(table, out):
+    """OUT/curve_<name>.png for each curve of `table`, where matplotlib is installed."""
+    try:
+        from ..reproduce.figures import plot_degradation
+        for name, per_method in table.curves.items():
+            path = out / f"curve_{name.lower().replace(' ', '_')}.png"
+            plot_degradation(per_method, path, f"{name} curves", xlabel=(
+                "patches replaced (most relevant first)" if name == "degradation" else
+                "fraction of the features removed" if name != "insertion" else
+                "fraction of the features inserted"))
+            print(f"wrote {path}")
+    except MissingExtraError as e:
+        print(f"no plots: {e}")
+
+
+def evaluate(args):
+    """rho(S) per layer on DATA, the degradation AOPC of each method (and of a random
+    order), and with --metric a table of perturbation metrics, written to OUT/."""
+    from .. import evaluate as ev
+    from ..evaluate.compare import compare
+
+    if args.metric and not args.methods:
+        raise InvalidInputError("--metric needs the methods to compare: --methods NAME ...")
     model = load_model(args.model)
     x, where = _load_all(args, model)
+    if args.granularity == "token":  # token ids, read as float32 (exact below 2**24)
+        x = x.astype(np.int32)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     lines = [f"# Evaluation of {model.name} on {where}", ""]
-    print(f"signal quality rho(S) on {len(x)} samples (thirds: fit, regression, measure)")
-    quality = ev.signal_quality(model, x, args.estimators, output_index=args.output_index,
-                                verbose=1)
-    print(quality.table())
-    lines += ["## Signal quality rho(S) (Eq. 1; higher is better)", "", "```",
-              quality.table(), "```", ""]
+    if not args.skip_quality:
+        print(f"signal quality rho(S) on {len(x)} samples (thirds: fit, regression, measure)")
+        quality = ev.signal_quality(model, x, args.estimators, output_index=args.output_index,
+                                    verbose=1)
+        print(quality.table())
+        lines += ["## Signal quality rho(S) (Eq. 1; higher is better)", "", "```",
+                  quality.table(), "```", ""]
     if args.methods:
         n = min(len(x), args.images)
         sample = x[:n]
+        explanations = _explanations(args, model, x, sample)
+    if args.methods and not args.metric:
         rows = [("random order", ev.degradation(model, sample, None, args.patch_size,
                                                 args.steps, order="random").aopc)]
-        for name in args.methods:
-            analyzer = create_analyzer(name, model, output_index=args.output_index)
-            if analyzer.needs_fit:
-                analyzer.fit(x)
-            rows.append((name, ev.degradation(model, sample, analyzer.analyze(sample),
-                                              args.patch_size, args.steps).aopc))
+        for name, e in explanations.items():
+            rows.append((name, ev.degradation(model, sample, e, args.patch_size,
+                                              args.steps).aopc))
             print(f"degradation {name}: AOPC {rows[-1][1]:.4f}")
         lines += [f"## Image degradation ({n} images, {args.patch_size}x{args.patch_size} "
                   f"patches, {args.steps} steps; AOPC, larger is better)", "",
                   "| attribution | AOPC |", "|---|---|"]
         lines += [f"| {name} | {value:.4f} |" for name, value in rows]
+    if args.metric:
+        table = compare(model, sample, explanations, args.metric,
+                        settings=_metric_settings(args))
+        print(table.markdown())
+        (out / "metrics.md").write_text(table.markdown())
+        (out / "metrics.csv").write_text(table.csv())
+        lines += [f"## Perturbation metrics ({n} samples, {args.steps} steps, "
+                  f"{args.granularity}s; 'random' is a Gaussian-noise attribution)", "",
+                  table.markdown()]
+        print(f"wrote {out / 'metrics.md'} and {out / 'metrics.csv'}")
+        _plot_curves(table, out)
     path = out / "evaluation.md"
     path.write_text("\n".join(lines) + "\n")
     print(f"wrote {path}")

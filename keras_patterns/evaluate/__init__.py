@@ -1,24 +1,30 @@
-"""Evaluating explanations: signal quality rho(S) (`signal_quality`), image degradation
-(`degradation`), a benchmark with a known signal (`ground_truth`), sanity checks
-(`class_sensitivity`, which is the random-logit test over every pair of classes, and
-`model_randomization`), localisation against a mask (`localisation`: relevance mass,
-relevance rank accuracy, pointing game), concentration (`complexity`: complexity,
-sparseness) and robustness (`robustness`: max-sensitivity, average stability)."""
+"""Evaluating explanations: signal quality rho(S) (`signal_quality`), perturbation metrics
+(`degradation`: pixel flipping / region perturbation and its AOPC; `deletion`, `insertion`;
+`mu_fidelity`; `road`; see `deletion`'s docstring for how they relate), a benchmark with a
+known signal (`ground_truth`), sanity checks (`class_sensitivity`, which is the random-logit
+test over every pair of classes, and `model_randomization`), localisation against a mask
+(`localisation`: relevance mass, relevance rank accuracy, pointing game), concentration
+(`complexity`: complexity, sparseness) and robustness (`robustness`: max-sensitivity,
+average stability)."""
 
 from .complexity import complexity, sparseness
 from .correlation import correlation
 from .degradation import DegradationResult, aopc, degradation
+from .deletion import CurveResult, deletion, insertion
 from .ground_truth import GroundTruthTable, ground_truth, make_dataset, train_model
 from .localisation import pointing_game, relevance_mass, relevance_rank_accuracy
+from .mu_fidelity import MuFidelityResult, mu_fidelity
 from .quality import SignalQuality
+from .road import RoadResult, road
 from .robustness import Sensitivity, average_stability, max_sensitivity, sensitivity
 from .sanity import class_sensitivity, model_randomization
 from .signal_quality import signal_quality
 
 __all__ = [
-    "DegradationResult", "GroundTruthTable", "SignalQuality", "aopc", "class_sensitivity",
-    "correlation", "degradation", "ground_truth", "make_dataset", "model_randomization",
-    "signal_quality", "train_model", "complexity", "sparseness", "pointing_game",
-    "relevance_mass", "relevance_rank_accuracy", "Sensitivity", "average_stability",
-    "max_sensitivity", "sensitivity",
+    "CurveResult", "DegradationResult", "GroundTruthTable", "SignalQuality", "aopc",
+    "class_sensitivity", "correlation", "degradation", "deletion", "ground_truth", "insertion",
+    "make_dataset", "model_randomization", "MuFidelityResult", "mu_fidelity",
+    "RoadResult", "road", "signal_quality", "train_model", "complexity", "sparseness",
+    "pointing_game", "relevance_mass", "relevance_rank_accuracy", "Sensitivity",
+    "average_stability", "max_sensitivity", "sensitivity",
 ]

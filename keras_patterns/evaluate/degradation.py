@@ -14,7 +14,13 @@ pixels and channels, so a smaller border patch sums fewer pixels (as the paper's
 
 Every perturbed copy (sample i with its first n patches replaced, n = 0..steps) is built
 in numpy and the copies go through the model in chunks of ``batch_size`` images, one
-compiled forward pass per chunk: ``ceil(N * (steps + 1) / batch_size)`` passes in all.
+compiled forward pass per chunk: ``ceil(N * (steps + 1) / batch_size)`` passes in all
+(`scoring.chunked_scores`, shared with `deletion`, `insertion`, `mu_fidelity` and `road`).
+
+This is Samek's pixel flipping / region perturbation, most relevant first (MoRF) or least
+relevant first (LeRF): one patch more per step. `deletion` is the same removal counted in
+fractions of the features (pixels, patches or tokens), with Petsiuk et al.'s AUC beside the
+AOPC; its module docstring sets the metrics side by side.
 """
 
 import dataclasses
@@ -23,11 +29,9 @@ from typing import Optional, Sequence, Union
 import keras
 import numpy as np
 
-from ..compiled import compiled
 from ..inputs import check_batch_size, positive_int
-from ..roles import softmax_output
-from ..utils import model_wo_softmax
 from ..visualize.batches import check_batch
+from .features import features
 from .perturbation import (  # noqa: F401 - part of this module's interface
     ORDERS,
     REPLACE,
@@ -38,8 +42,14 @@ from .perturbation import (  # noqa: F401 - part of this module's interface
     patch_sums,
     replacement_images,
 )
-
-SCORES = ("probability", "logit")
+from .scoring import (  # noqa: F401 - part of this module's interface
+    SCORES,
+    chunked_scores,
+    ends_with_softmax,
+    explained_classes,
+    ranks,
+    score_function,
+)
 
 
 @dataclasses.dataclass
@@ -93,41 +103,6 @@ def aopc(curves: np.ndarray) -> Union[float, np.ndarray]:
     c = np.asarray(curves, np.float64)
     area = np.mean(c[..., :1] - c, axis=-1)
     return float(area) if c.ndim == 1 else area
-
-
-def ends_with_softmax(model: keras.Model) -> bool:
-    """Whether every output of `model` comes out of a softmax: a `Softmax` layer, an
-    `Activation("softmax")`, a layer with ``activation="softmax"`` or a `keras.ops.softmax`
-    call (nested models are looked into). A model whose graph cannot be read (subclassed)
-    gives False."""
-    return softmax_output(model) is not None
-
-
-def _forward(model, score):
-    """A compiled function images -> (batch, units) scores (probabilities or logits), and
-    whether it applies the softmax itself."""
-    softmax_out = ends_with_softmax(model)
-    if score == "logit" and softmax_output(model) == "op":
-        raise ValueError("score='logit': the model's softmax is a keras.ops.softmax call, "
-                         "which cannot be removed; pass the model without it (its logits).")
-    if score == "logit":
-        net, apply_softmax = (model_wo_softmax(model) if softmax_out else model), False
-        if softmax_out and ends_with_softmax(net):
-            raise ValueError("score='logit': the model's final softmax could not be removed "
-                             "(it is inside a nested model); pass a model that outputs the "
-                             "logits.")
-    else:
-        net, apply_softmax = model, not softmax_out
-
-    def run(x):
-        y = net(x, training=False)
-        if isinstance(y, (list, tuple, dict)):
-            raise ValueError("degradation() explains a model with one output; this one has "
-                             f"{len(y)}.")
-        y = keras.ops.reshape(y, (keras.ops.shape(y)[0], -1))
-        return keras.ops.softmax(y, axis=-1) if apply_softmax else y
-
-    return compiled(run)
 
 
 def _images(x, name):
@@ -198,7 +173,6 @@ def degradation(
     steps = int(steps)
 
     x = _images(x, "x")
-    model_shape = x.shape
     x4 = x if x.ndim == 4 else x[..., None]
     n, h, w, _ = x4.shape
     if n == 0:
@@ -206,60 +180,27 @@ def degradation(
 
     order_rng = np.random.default_rng(None if seed is None else [int(seed), 0])
     noise_rng = np.random.default_rng(None if seed is None else [int(seed), 1])
+    f = features(x, "patch", patch_size)
     gh, gw = patch_grid(h, w, patch_size)
     if attributions is None:
         if order != "random":
             raise ValueError(f"order={order!r} needs attributions (None only for 'random').")
-        sums = np.zeros((n, gh * gw))
+        sums = np.zeros((n, f.n_features))
     else:
-        a = _images(attributions, "attributions")
-        if a.ndim == 3:
-            a = a[..., None]
-        if a.shape[:3] != x4.shape[:3] or a.shape[3] not in (1, x4.shape[3]):
-            raise ValueError(f"attributions of shape {np.shape(attributions)} do not match "
-                             f"the images' shape {x.shape}.")
-        sums = patch_sums(a, patch_size)
+        sums = f.sums(_images(attributions, "attributions"))
     ordered = patch_order(sums, order, order_rng)
-    # rank[i, h, w]: the 0-based position of the pixel's patch in the order; the pixel is
-    # replaced in every copy with more than `rank` patches replaced
-    position = np.empty_like(ordered)
-    np.put_along_axis(position, ordered, np.arange(gh * gw)[None, :], axis=1)
-    rank = np.take_along_axis(position, np.broadcast_to(
-        patch_ids(h, w, patch_size).ravel()[None, :], (n, h * w)), axis=1).reshape(n, h, w)
+    # rank[i, p]: the 0-based position of patch p in sample i's order; copy k of a sample
+    # has the patches of rank < k replaced
+    rank = ranks(sums, ordered)
+    replaced = replacement_images(x4, replace, patch_size, noise_rng).reshape(
+        f.x.shape).astype(f.x.dtype)
 
-    dtype = keras.backend.floatx()
-    replaced = replacement_images(x4, replace, patch_size, noise_rng).astype(dtype)
-    original = x4.astype(dtype)
+    def build(i, k):
+        return f.copies(i, rank[i] < k[:, None], replaced)
 
-    classes = np.full(n, -1, np.int64)
-    if neuron_selection is not None:
-        sel = np.asarray(neuron_selection)
-        if sel.ndim == 0:
-            sel = np.full(n, int(sel))
-        if sel.shape != (n,) or not np.issubdtype(sel.dtype, np.integer) or (sel < 0).any():
-            raise ValueError(f"neuron_selection must be one non-negative int or {n} of them, "
-                             f"got {neuron_selection!r}.")
-        classes[:] = sel
-
-    forward = _forward(model, score)
-    per_sample = steps + 1
-    total = n * per_sample
-    curves = np.empty((n, per_sample), np.float64)
-    passes = 0
-    for start in range(0, total, batch_size):
-        flat = np.arange(start, min(start + batch_size, total))
-        i, k = flat // per_sample, flat % per_sample
-        mask = (rank[i] < k[:, None, None])[..., None]
-        copies = np.where(mask, replaced[i], original[i]).reshape((len(flat),) +
-                                                                   model_shape[1:])
-        out = np.asarray(forward(copies))
-        passes += 1
-        n_units = out.shape[1]
-        first = (k == 0) & (classes[i] < 0)  # a sample's unperturbed copy comes first
-        classes[i[first]] = np.argmax(out[first], axis=1)
-        if (classes[i] >= n_units).any() or (classes[i] < 0).any():
-            raise ValueError(f"neuron_selection must lie in [0, {n_units}) for this model.")
-        curves[i, k] = out[np.arange(len(flat)), classes[i]]
+    classes = explained_classes(neuron_selection, n)
+    forward = score_function(model, score, "degradation()")
+    curves, passes = chunked_scores(forward, classes, steps + 1, batch_size, build)
 
     per_aopc = aopc(curves)
     return DegradationResult(

@@ -42,12 +42,13 @@ def plot_quality(results, path, title):
 def plot_degradation(curves, path, title, xlabel="patches replaced (most relevant first)"):
     """Fig. 4 analogue: the mean score against the number of patches replaced.
 
-    curves: {label: (steps + 1,) mean curve}."""
+    curves: {label: (steps + 1,) mean curve, or (x, curve)}."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, curve in curves.items():
         style = {"ls": "--", "color": "gray"} if label.startswith("random") else {}
-        ax.plot(np.arange(len(curve)), curve, label=label, **style)
+        x, y = curve if isinstance(curve, tuple) else (np.arange(len(curve)), curve)
+        ax.plot(x, y, label=label, **style)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("softmax probability of the initial class")
     ax.set_title(title)
