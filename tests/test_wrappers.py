@@ -119,11 +119,15 @@ def test_integrated_gradients_completeness():
     np.testing.assert_allclose(ig.sum(axis=1), y - y0, rtol=2e-2, atol=1e-3)
 
 
-def test_wrappers_refuse_token_inputs():
+def test_wrappers_refuse_an_embedding_of_computed_ids():
+    """Token inputs are explained in embedding space (tests/test_token_inputs.py); ids that
+    reach an Embedding through another layer have no embedding output to modify."""
     i = keras.Input((4,), dtype="int32")
-    m = keras.Model(i, layers.Dense(2)(layers.Flatten()(layers.Embedding(10, 3)(i))))
-    for name in ("smoothgrad", "integrated_gradients"):
-        with pytest.raises(kp.NotAnalyzableModelError, match="integer input"):
+    ids = layers.Reshape((2, 2), name="regroup")(i)
+    h = layers.Flatten()(layers.Embedding(10, 3, name="lookup")(ids))
+    m = keras.Model(i, layers.Dense(2)(h))
+    for name in ("smoothgrad", "integrated_gradients", "vargrad", "squaregrad"):
+        with pytest.raises(kp.NotAnalyzableModelError, match="'lookup'.*computed tensor"):
             kp.create_analyzer(name, m)
 
 

@@ -1,8 +1,9 @@
 """The reverse model: one reverse layer per forward node (`layers`, `rectifier`,
 `embedding`, `pattern`, `relevance`), assembled by `model.build_reverse_model`, optionally
-with a per-sample scale beside the signal (`scaled`)."""
+with a per-sample scale beside the signal (`scaled`); `embedding.EmbeddingCut` cuts a
+graph at its embedding outputs, so that token inputs are explained in embedding space."""
 
-from .embedding import EmbeddingReverse, EmbeddingTimesInputReverse
+from .embedding import EmbeddingCut, EmbeddingReverse, EmbeddingTimesInputReverse
 from .layers import GradientReverse, ReverseLayer, vjp
 from .model import build_reverse_model
 from .pattern import PatternReverse
@@ -11,6 +12,6 @@ from .relevance import KernelRelevance, PassRelevance, SumRelevance
 
 __all__ = [
     "ReverseLayer", "vjp", "GradientReverse", "DeconvnetReverse", "GuidedReverse",
-    "EmbeddingReverse", "EmbeddingTimesInputReverse", "PatternReverse", "KernelRelevance",
-    "SumRelevance", "PassRelevance", "build_reverse_model",
+    "EmbeddingCut", "EmbeddingReverse", "EmbeddingTimesInputReverse", "PatternReverse",
+    "KernelRelevance", "SumRelevance", "PassRelevance", "build_reverse_model",
 ]
