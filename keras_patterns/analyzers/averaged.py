@@ -45,8 +45,7 @@ class AveragedGradient(ReverseAnalyzer):
         return "all" if self.neuron_selection_mode == "all" else "index"
 
     def _forward_index(self, xs):
-        out = self.model(xs if len(xs) > 1 else xs[0], training=False)
-        y = tf.nest.flatten(out)[self.output_index or 0]
+        (y,) = self.graph.evaluate(xs)  # the explained output (any input structure)
         flat = tf.reshape(y, (tf.shape(y)[0], -1))
         return tf.argmax(flat, axis=1, output_type=tf.int32)
 
