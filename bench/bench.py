@@ -96,6 +96,16 @@ def row(name, value, goal=None, extra=""):
           + (f"   {extra}" if extra else ""))
 
 
+def fit_time(model, data, batch_size):
+    """The best of two `compute_patterns` runs on `data`, in seconds."""
+    runs = []
+    for _ in range(2):
+        start = time.perf_counter()
+        quiet_fit(model, data, batch_size=batch_size)
+        runs.append(time.perf_counter() - start)
+    return min(runs)
+
+
 def quiet_fit(*args, **kwargs):
     with warnings.catch_warnings():  # random weights and images leave dead units
         warnings.simplefilter("ignore")
@@ -209,16 +219,8 @@ def fitting(model, forward, args):
     t_floor = best_time(lambda: floor(x[:b]).numpy(), args.repeats)
     t_batch = t_forward * b / n
 
-    def fit_time(data):
-        runs = []
-        for _ in range(2):
-            start = time.perf_counter()
-            quiet_fit(model, data, batch_size=b)
-            runs.append(time.perf_counter() - start)
-        return min(runs)
-
-    t_fit = fit_time(x)
-    t_more = fit_time(np.concatenate([x, x[: args.fit_batches * b]]))
+    t_fit = fit_time(model, x, b)
+    t_more = fit_time(model, np.concatenate([x, x[: args.fit_batches * b]]), b)
     per_batch = (t_more - t_fit) / args.fit_batches
     print(f"\nfit, relu patterns, {n} images in batches of {b} (forward over them "
           f"{t_forward:.2f} s)")

@@ -92,8 +92,9 @@ class _Flattener:
             for kt in arg_kts
         }
         forward = _call_forward(knode, op, index_of)
+        slots = tuple(index_of[id(kt)] for kt in arg_kts)
         self.nodes.append(Node(name, op, inputs_unique, outputs, forward, layer_name=name,
-                               why=why))
+                               why=why, slots=slots))
         self.calls.append(name)
 
     def inline_layer(self, knode, layer, env, prefix):

@@ -14,13 +14,17 @@ from .errors import NotAnalyzableModelError
 from .roles import (  # noqa: F401 - the roles, re-exported with the graph they describe
     ACTIVATION,
     AFFINE,
+    ATTENTION,
     EMBEDDING,
     FIXED_LINEAR,
     KERNEL,
     LAYER,
     MAX_POOL,
     NONLINEAR,
+    NORM,
     OPAQUE,
+    PRODUCT,
+    SCALE,
 )
 
 
@@ -92,6 +96,9 @@ class Node:
         activation: its activation for messages ("'hard_silu' (swish family)").
         batchnorm: name of the BatchNormalization folded into a `KERNEL` node, or None.
         why: why an `OPAQUE` node has no rule (for messages).
+        slots: for each tensor argument of the recorded call, in call order, the position
+            of its value in `inputs` (a tensor passed twice, as in x * x, has two slots);
+            None where unknown.
     """
 
     name: str
@@ -106,6 +113,7 @@ class Node:
     activation: Optional[str] = None
     batchnorm: Optional[str] = None
     why: Optional[str] = None
+    slots: Optional[tuple] = None
 
     @property
     def layer_class(self):

@@ -9,8 +9,17 @@ Roles (the constants below; `graph.Node.role`):
   values (`Node.is_sum`) or routes them (`Node.is_routing`).
 - `AFFINE`: an element-wise affine map with parameters (BatchNormalization at inference,
   Rescaling, Normalization, ConvNeXt's LayerScale).
-- `NONLINEAR`: a differentiable nonlinear map of several values or axes (Multiply,
-  Maximum, LayerNormalization).
+- `PRODUCT`: a product of activations, linear in each factor (Multiply, keras.ops
+  `einsum`/`matmul` between activations, QKᵀ and attention·V; a quotient, linear in its
+  numerator).
+- `NORM`: a normalisation y = γ (x - μ) / σ + β (LayerNormalization, also with
+  `rms_scaling`): linear in x once its scale 1/σ is held constant.
+- `SCALE`: the scale of a normalisation computed from the activations (`rsqrt`, `sqrt`,
+  `reciprocal` in a traced RMSNorm): the relevance rules hold it constant, as a gate.
+- `ATTENTION`: fused dot-product attention softmax(s QKᵀ + mask) V (keras.ops
+  `dot_product_attention`, which Keras' MultiHeadAttention calls).
+- `NONLINEAR`: a differentiable nonlinear map of several values or axes (Maximum,
+  Minimum, Square, Exp, ...): only its gradient is used.
 - `EMBEDDING`: a lookup from integer tokens.
 - `OPAQUE`: anything else: only its gradient is known (`Node.why` says why).
 
@@ -45,6 +54,10 @@ ACTIVATION = "activation"
 MAX_POOL = "max_pool"
 FIXED_LINEAR = "fixed_linear"
 AFFINE = "affine"
+PRODUCT = "product"
+NORM = "norm"
+SCALE = "scale"
+ATTENTION = "attention"
 NONLINEAR = "nonlinear"
 EMBEDDING = "embedding"
 OPAQUE = "opaque"
@@ -72,13 +85,21 @@ OPERATIONS = {
        for name in ("Add", "Subtract", "GetItem", "Reshape", "Transpose", "Concatenate",
                     "ExpandDims", "Squeeze", "Negative", "Mean", "Sum", "Flatten",
                     "Identity")},
+    **{name: (PRODUCT, None, False)
+       for name in ("Multiply", "Einsum", "Matmul", "TrueDivide", "Divide")},
+    **{name: (SCALE, None, False) for name in ("Rsqrt", "Sqrt", "Reciprocal")},
+    "DotProductAttention": (ATTENTION, None, False),
     **{name: (NONLINEAR, None, False)
-       for name in ("Multiply", "Maximum", "Minimum", "TrueDivide", "Divide", "Square",
-                    "Abs", "Absolute", "Exp", "Log", "Sqrt", "Power")},
+       for name in ("Maximum", "Minimum", "Square", "Abs", "Absolute", "Exp", "Log",
+                    "Power")},
 }
 
+QUOTIENTS = ("TrueDivide", "Divide")
+"""The `PRODUCT` operations that divide: linear in their first input (the numerator)."""
 
-ROLES = (KERNEL, ACTIVATION, MAX_POOL, FIXED_LINEAR, AFFINE, NONLINEAR, EMBEDDING)
+
+ROLES = (KERNEL, ACTIVATION, MAX_POOL, FIXED_LINEAR, AFFINE, PRODUCT, NORM, SCALE,
+         ATTENTION, NONLINEAR, EMBEDDING)
 """The roles a layer class can be registered with."""
 
 
@@ -304,7 +325,9 @@ def _register_keras_layers():
                 layers.SpatialDropout3D, layers.GaussianNoise, layers.GaussianDropout,
                 layers.AlphaDropout, layers.Identity):
         register_layer(cls, FIXED_LINEAR)
-    for cls in (layers.Multiply, layers.Maximum, layers.Minimum, layers.LayerNormalization):
+    register_layer(layers.Multiply, PRODUCT)
+    register_layer(layers.LayerNormalization, NORM)
+    for cls in (layers.Maximum, layers.Minimum):
         register_layer(cls, NONLINEAR)
     for cls in (layers.BatchNormalization, layers.Rescaling, layers.Normalization,
                 *_keras.elementwise_affine_layers()):

@@ -3,7 +3,8 @@
 Each method is a class registered under its name (`catalog`); the modules below register
 theirs when imported, in the order `list_analyzers()` shows them: the baselines, the
 gradient family, the rectifier methods, the pattern methods, LRP (one analyzer per rule and
-per preset of `keras_patterns.rules`, also those registered later) and Deep Taylor.
+per preset of `keras_patterns.rules`, also those registered later), Deep Taylor, and the
+relevance methods for transformers (AttnLRP, CP-LRP).
 """
 
 import os
@@ -13,7 +14,7 @@ import keras
 
 # The modules register their analyzers when imported, in this order.
 # isort: off
-from . import baselines, gradient, rectifier, pattern, lrp, deep_taylor  # noqa: F401
+from . import baselines, gradient, rectifier, pattern, lrp, deep_taylor, attention  # noqa: F401
 # isort: on
 from .base import Analyzer, UnknownParameterError
 from .catalog import (

@@ -22,9 +22,21 @@ a class wherever methods are listed, described or created, and a rule is one cla
 
 import inspect
 
-from ..graph import ACTIVATION, AFFINE, KERNEL
+import numpy as np
+import tensorflow as tf
+
+from ..graph import ACTIVATION, AFFINE, ATTENTION, KERNEL, NORM, PRODUCT, SCALE
 from ..innvestigate import lrp_analyzer_name
-from ..reverse import KernelRelevance, PassRelevance, SumRelevance
+from ..reverse import (
+    HeldConstant,
+    KernelRelevance,
+    LinearizedRelevance,
+    NormRelevance,
+    PassRelevance,
+    SumRelevance,
+    build_reverse_model,
+)
+from ..rules.attention import Signal, attention_shares, factor_shares
 from ..rules.catalog import PRESETS, RULES
 from ..rules.composite import Composite
 from ..rules.lrp import LRP_PAPER
@@ -56,6 +68,12 @@ class RelevanceAnalyzer(ReverseAnalyzer):
     def _prepare(self, graph):
         super()._prepare(graph)
         self._assignment = self.composite.assign(graph)
+        self._signals = {}  # treatment -> Signal, built when a node asks
+
+    def _signal(self, treatment):
+        if treatment not in self._signals:
+            self._signals[treatment] = Signal(self.graph, treatment)
+        return self._signals[treatment]
 
     def layer_rule(self, node):
         """The LRP rule of a kernel or element-wise affine node."""
@@ -68,7 +86,61 @@ class RelevanceAnalyzer(ReverseAnalyzer):
     def activation_reverse(self, node):
         return PassRelevance(node)
 
+    def relevance_budget(self, X, neuron_selection=None):
+        """Where the explained output's relevance goes, per sample: the books of one
+        analysis.
+
+        Args:
+            X: the inputs of one batch (as for `analyze`; no dataset).
+            neuron_selection: as for `analyze`.
+
+        Returns:
+            A dict of per-sample arrays: "explained" (the start relevance, e.g. the logit),
+            "input:<name>" (the relevance each model input receives) and, per node of the
+            graph the relevance reaches, what it keeps: the relevance arriving at its
+            outputs minus what it passes to its inputs (a kernel layer: its bias's share;
+            AttnLRP's softmax: what its gradient rule does not pass on). The inputs' and
+            the nodes' entries add up to "explained".
+        """
+        xs, _ = self._standardize(X)
+        self._before_analyze()
+        index = self._selection(neuron_selection, xs)
+        model = build_reverse_model(self.graph, self.reverse_layer_for, self._reverse_mode(),
+                                    self.start, name="relevance_budget", budget=True)
+        inputs = [tf.convert_to_tensor(x) for x in xs]
+        if self._reverse_mode() == "index":
+            inputs.append(tf.constant(index, tf.int32))
+        out = [np.asarray(v) for v in model(inputs, training=False)]
+        n = len(self.graph.inputs)
+        books = {"explained": out[n]}
+        for t, e in zip(self.graph.inputs, out[:n]):
+            books[f"input:{t.name}"] = e.reshape(len(e), -1).sum(1)
+        books.update(zip(model.budget_nodes, out[n + 1:]))
+        return books
+
+    def treatment(self, node):
+        """The attention treatment (`rules.attention`) of a product, attention or softmax."""
+        return self._assignment.treatments[node]
+
+    def attention_reverse(self, node):
+        """The reverse layer of a product, fused attention, softmax or normalisation."""
+        if node.role == NORM:
+            return NormRelevance(node)
+        if node.role == SCALE:
+            return HeldConstant(node)
+        treatment = self.treatment(node)
+        if node.role == PRODUCT:
+            return LinearizedRelevance(node, factor_shares(node, self._signal(treatment)))
+        if node.role == ATTENTION:
+            return LinearizedRelevance(node, attention_shares(node, self._signal(treatment)))
+        if treatment.holds_probabilities:  # the softmax under CP: a gate
+            return HeldConstant(node)
+        return LinearizedRelevance(node, [1.0] + [0.0] * (len(node.inputs) - 1))
+
     def reverse_layer_for(self, node):
+        if node.role in (PRODUCT, ATTENTION, NORM, SCALE) or (
+                node.role == ACTIVATION and node.family == "softmax"):
+            return self.attention_reverse(node)
         if node.role in (KERNEL, AFFINE):
             return KernelRelevance(node, self.layer_rule(node),
                                    self.graph.is_nonnegative(node.inputs[0]),

@@ -17,13 +17,14 @@ import numpy as np
 import tensorflow as tf
 
 from ..errors import PatternFileError
-from ..graph import KERNEL
+from ..graph import ACTIVATION, ATTENTION, KERNEL, NORM, PRODUCT, SCALE
 from ..innvestigate import patterns_from_list
 from ..patterns.estimators import ESTIMATORS, estimator
 from ..patterns.fit import fit_patterns
 from ..patterns.identity import fingerprints, layout, pattern_keys, probe
 from ..patterns.patterns import Patterns, check_fit
-from ..reverse import PatternReverse
+from ..reverse import GatedGradient, HeldConstant, PatternReverse
+from ..rules.attention import CP, Signal, attention_shares, factor_shares
 from .catalog import register_analyzer
 from .reverse import ReverseAnalyzer
 
@@ -215,7 +216,27 @@ class _PatternAnalyzer(ReverseAnalyzer):
                 self._set_kernel(key, name, tf.zeros(shape))
         return self._kernels[key]
 
+    def _gated_reverse(self, node):
+        """Through attention, products and normalisations the signal passes as the
+        gradient does with the attention probabilities and normalisation scales held
+        constant (per-sample gates, as a rectifier's mask is): to the values, not to the
+        queries and keys."""
+        if node.role == SCALE or node.role == ACTIVATION:  # a scale; the softmax
+            return HeldConstant(node)
+        if node.role == NORM:
+            return GatedGradient(node, [True])
+        if self._signal is None:
+            self._signal = Signal(self.graph, CP)
+        shares = (attention_shares if node.role == ATTENTION else factor_shares)(
+            node, self._signal)
+        return GatedGradient(node, [share > 0 for share in shares])
+
+    _signal = None
+
     def reverse_layer_for(self, node):
+        if node.role in (PRODUCT, ATTENTION, NORM, SCALE) or (
+                node.role == ACTIVATION and node.family == "softmax"):
+            return self._gated_reverse(node)
         if node.role == KERNEL:
             gated = self.graph.only_rectifiers_consume(node)
             kernels = self._kernel_variables(self._keys[node], node.kernel_map.kernel.shape,

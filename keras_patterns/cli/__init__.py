@@ -3,6 +3,7 @@
     keras-patterns demo [--out DIR]                  real networks explained, in pictures
     keras-patterns fit MODEL.keras DATA [--out F]    patterns of a model, fitted on DATA
     keras-patterns explain MODEL.keras IMAGES... --method NAME [--out DIR]
+    keras-patterns explain MODEL.keras TEXTS.txt --method NAME --vocab VOCAB.txt
     keras-patterns evaluate MODEL.keras DATA [--methods NAME...]   rho(S), degradation
     keras-patterns reproduce [--out DIR]             the paper's experiments: a report
     keras-patterns list                              the methods and their parameters
@@ -67,12 +68,24 @@ def parser():
     p.add_argument("--checkpoint-every", type=int, default=100, help="batches (100)")
     _data_options(p)
 
-    p = sub.add_parser("explain", help="explain images with one method",
+    p = sub.add_parser("explain", help="explain images or texts with one method",
                        description="Explain images (files or folders) with one method; "
                                    "writes one picture per image (signal methods projected, "
-                                   "attributions as heat maps) and optionally the arrays.")
+                                   "attributions as heat maps) and optionally the arrays. "
+                                   "With --vocab or --tokenizer, explain the texts of text "
+                                   "files (one per line) of a model that takes token ids: "
+                                   "one PNG and one HTML token heat map per text (a text "
+                                   "longer than the model's sequence is truncated, with a "
+                                   "warning).")
     p.add_argument("model", help="a saved Keras model (.keras)")
-    p.add_argument("images", nargs="+", help="image files or folders")
+    p.add_argument("images", nargs="+", metavar="INPUT",
+                   help="image files or folders; text files with --vocab/--tokenizer")
+    p.add_argument("--vocab", default=None,
+                   help="texts: a vocabulary file, one token per line (id = line number); "
+                        "words split at whitespace, unknown ones [UNK], padding [PAD] or 0")
+    p.add_argument("--tokenizer", default=None,
+                   help="texts: a keras-hub tokenizer (a saved preset folder, its "
+                        "tokenizer.json, or a WordPiece vocabulary .txt); needs keras-hub")
     p.add_argument("--method", required=True, help="a method name (keras-patterns list)")
     p.add_argument("--patterns", default=None,
                    help="patterns file of pattern methods (default MODEL.patterns.h5)")

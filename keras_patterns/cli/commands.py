@@ -20,6 +20,8 @@ from ..errors import InvalidInputError, NotAnalyzableModelError, PatternFileErro
 from ..loading import load_model
 from ..patterns import compute_patterns, patterns_path, save_patterns
 from .sources import ImageSource, array_batches, image_files, load_array
+from .text import TokenInputs, explain_texts
+from .tokens import load_tokenizer
 
 
 def parse_params(pairs):
@@ -89,6 +91,17 @@ def _analyzer(args, model):
 
 def explain(args):
     model = load_model(args.model)
+    if args.vocab is not None or args.tokenizer is not None:
+        tokenizer = load_tokenizer(args.vocab, args.tokenizer)
+        TokenInputs(model)  # a model without token ids is refused before the method is built
+        written = explain_texts(args, model, _analyzer(args, model), tokenizer)
+        print(f"wrote {written} token heat map(s) (PNG and HTML) to {args.out}/")
+        return 0
+    first = model.inputs[0]
+    if len(first.shape) == 2 and np.dtype(str(first.dtype)).kind in "iu":
+        raise InvalidInputError(
+            f"model '{model.name}' takes token ids (input '{first.name}', {first.dtype}): "
+            "give text files with --vocab FILE or --tokenizer PATH.")
     analyzer = _analyzer(args, model)
     shape = tuple(model.inputs[0].shape[1:])
     files = image_files(args.images)

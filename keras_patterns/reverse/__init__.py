@@ -1,8 +1,10 @@
 """The reverse model: one reverse layer per forward node (`layers`, `rectifier`,
-`embedding`, `pattern`, `relevance`), assembled by `model.build_reverse_model`, optionally
-with a per-sample scale beside the signal (`scaled`); `embedding.EmbeddingCut` cuts a
-graph at its embedding outputs, so that token inputs are explained in embedding space."""
+`embedding`, `pattern`, `relevance`, `attention`), assembled by
+`model.build_reverse_model`, optionally with a per-sample scale beside the signal
+(`scaled`); `embedding.EmbeddingCut` cuts a graph at its embedding outputs, so that token
+inputs are explained in embedding space."""
 
+from .attention import GatedGradient, HeldConstant, LinearizedRelevance, NormRelevance
 from .embedding import EmbeddingCut, EmbeddingReverse, EmbeddingTimesInputReverse
 from .layers import GradientReverse, ReverseLayer, vjp
 from .model import build_reverse_model
@@ -13,5 +15,6 @@ from .relevance import KernelRelevance, PassRelevance, SumRelevance
 __all__ = [
     "ReverseLayer", "vjp", "GradientReverse", "DeconvnetReverse", "GuidedReverse",
     "EmbeddingCut", "EmbeddingReverse", "EmbeddingTimesInputReverse", "PatternReverse",
-    "KernelRelevance", "SumRelevance", "PassRelevance", "build_reverse_model",
+    "KernelRelevance", "SumRelevance", "PassRelevance", "LinearizedRelevance",
+    "NormRelevance", "HeldConstant", "GatedGradient", "build_reverse_model",
 ]

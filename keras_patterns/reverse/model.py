@@ -55,6 +55,25 @@ class ZerosLike(keras.layers.Layer):
         return keras.KerasTensor(x.shape, dtype="float32")
 
 
+class Absorbed(keras.layers.Layer):
+    """Per sample, the relevance a node keeps: the sum arriving at its outputs minus the sum
+    it passes to its inputs (a bias's share, what a non-conservative rule loses)."""
+
+    def __init__(self, n_out, **kwargs):
+        super().__init__(trainable=False, autocast=False, **kwargs)
+        self.n_out = n_out
+        self.built = True
+
+    def call(self, signals):
+        def total(ts):
+            return sum(tf.reduce_sum(tf.reshape(tf.cast(t, "float32"), (tf.shape(t)[0], -1)),
+                                     axis=1) for t in ts)
+        return total(signals[: self.n_out]) - total(signals[self.n_out:])
+
+    def compute_output_spec(self, signals):
+        return keras.KerasTensor((signals[0].shape[0],), dtype="float32")
+
+
 class SumSignals(keras.layers.Layer):
     """Sum of the signals arriving at one tensor from all nodes that consume it."""
 
@@ -138,7 +157,7 @@ class _Scaled(_Plain):
 
 
 def build_reverse_model(graph, reverse_layer_for, mode, start, name="reverse_model",
-                        scaled=False):
+                        scaled=False, budget=False):
     """Build the reverse model of `graph` (one output).
 
     Args:
@@ -151,11 +170,17 @@ def build_reverse_model(graph, reverse_layer_for, mode, start, name="reverse_mod
         name: the reverse model's name.
         scaled: carry the signal with a per-sample scale (see `reverse.scaled`; for
             reverse passes that are linear in the signal).
+        budget: also output, per sample, the total start signal and what each node keeps
+            of the signal (`Absorbed`), after the explanations: [start, node 1, node 2,
+            ...], the nodes' names in the model's attribute `budget_nodes` (plain signals
+            only).
 
     Returns:
         A `keras.Model` from the graph's inputs (and the neuron index in "index" mode) to
         one explanation per input.
     """
+    if budget and scaled:
+        raise ValueError("A relevance budget needs plain signals (scaled=False).")
     (output,) = graph.outputs
     names = UniqueNames()
 
@@ -188,6 +213,7 @@ def build_reverse_model(graph, reverse_layer_for, mode, start, name="reverse_mod
         selection_inputs)
     signals = _Scaled(named) if scaled else _Plain(named)
     arriving = {output.index: [signals.start(start_signal)]}
+    kept = {}
 
     def gather(tensor):
         pairs = arriving.get(tensor.index)
@@ -208,10 +234,20 @@ def build_reverse_model(graph, reverse_layer_for, mode, start, name="reverse_mod
         r_ins = layer(xs + ys + rs + [values[t.index] for t in layer.context])
         for t, r in zip(node.inputs, r_ins):
             arriving.setdefault(t.index, []).append(signals.after(layer, r, log_c))
+        if budget:
+            kept[node.name] = named(Absorbed(len(rs), name=f"kept__{layer.name}"))(
+                list(rs) + list(r_ins))
 
     explanations = []
     for t in graph.inputs:
         pair = gather(t)
         explanations.append(signals.output(signals.zeros(values[t.index]) if pair is None
                                            else pair))
-    return keras.Model(model_inputs + extra_inputs, explanations, name=name)
+    if not budget:
+        return keras.Model(model_inputs + extra_inputs, explanations, name=name)
+    total = named(Absorbed(1, name="start_total"))([start_signal])
+    order = tuple(n.name for n in graph.nodes if n.name in kept)
+    model = keras.Model(model_inputs + extra_inputs,
+                        explanations + [total] + [kept[n] for n in order], name=name)
+    model.budget_nodes = order
+    return model

@@ -11,6 +11,11 @@ element-wise affine node of a canonized graph:
 - the BatchNormalization rule to BatchNormalization layers that follow no kernel layer;
 - else the first entry whose selector matches, else the default rule.
 
+It also assigns an attention treatment (`rules.attention`: "cp" or "attnlrp") to every
+product of activations, fused attention and softmax: the first entry whose selector matches
+and whose rule is a treatment name, else `attention` (default "cp"). So
+``[("encoder_0/*", "attnlrp"), (keras.layers.Dense, "epsilon")]`` mixes both kinds.
+
 A selector is a glob on the layer name ("block1_*"), a Keras layer class, an int position
 (the layer's index among the model's layer calls in call order, nested models inlined,
 inputs not counted; negative counts from the end), a function of the layer, or `KERNELS`
@@ -24,6 +29,7 @@ from dataclasses import dataclass, field
 import keras
 
 from ..graph import AFFINE, KERNEL
+from .attention import attends, is_treatment, treatment_from
 from .catalog import PRESETS, is_bounds, register_preset, rule_from  # noqa: F401 - PRESETS
 from .lrp import AlphaBeta, Epsilon, Flat, Pass, Rule
 
@@ -65,6 +71,7 @@ class Assignment:
 
     rules: dict = field(default_factory=dict)
     preprocessing: dict = field(default_factory=dict)
+    treatments: dict = field(default_factory=dict)
 
 
 class Composite:
@@ -79,13 +86,20 @@ class Composite:
             kernel layers use `until_layer` (give both or neither).
         until_layer: the rule of the kernel layers at positions 0..until_layer_idx.
         batchnorm: the rule of BatchNormalization layers that follow no kernel layer.
+        attention: the attention treatment ("cp" or "attnlrp", `rules.attention`) of the
+            products, fused attention and softmax no (selector, treatment) entry selects.
     """
 
     def __init__(self, entries=(), default="z", input_layer=None, until_layer_idx=None,
-                 until_layer=None, batchnorm=None):
+                 until_layer=None, batchnorm=None, attention="cp"):
         entries = list(entries)
         self.per_kernel_layer = None
         self.entries = []
+        self.attention = treatment_from(attention)
+        pairs = [e for e in entries
+                 if isinstance(e, tuple) and len(e) == 2 and is_treatment(e[1])]
+        self.attention_entries = [(selector, treatment_from(t)) for selector, t in pairs]
+        entries = [e for e in entries if not any(e is p for p in pairs)]
         if entries and all(not isinstance(e, tuple) or is_bounds(e) for e in entries):
             self.per_kernel_layer = [rule_from(r) for r in entries]
         else:
@@ -146,10 +160,16 @@ class Composite:
                 out.rules[node] = self.batchnorm
             else:
                 out.rules[node] = self._selected(node, graph, kernel_layers) or self.default
+        for node in graph.nodes:
+            if attends(node):
+                out.treatments[node] = next(
+                    (t for selector, t in self.attention_entries
+                     if matches(selector, node, graph)), self.attention)
         return out
 
     def __repr__(self):
-        parts = [f"entries={self.entries or self.per_kernel_layer}", f"default={self.default}"]
+        parts = [f"entries={self.entries + self.attention_entries or self.per_kernel_layer}",
+                 f"default={self.default}", f"attention={self.attention}"]
         for name in ("input_layer", "until_layer_idx", "until_layer", "batchnorm"):
             if getattr(self, name) is not None:
                 parts.append(f"{name}={getattr(self, name)}")

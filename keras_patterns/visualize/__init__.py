@@ -22,9 +22,14 @@ Two ways of showing an explanation follow Kindermans et al. (ICLR 2018, Fig. 6):
 * attributions (LRP, Deep Taylor, PatternAttribution, ...) are shown as heat maps with
   :func:`heatmap`: one value per pixel on a diverging colour scale symmetric around zero
   (zero white, positive red, negative blue).
+
+Text and vision transformers use the same colours: :func:`token_image` and
+:func:`token_html` draw one coloured box per token (a PNG, a self-contained HTML page),
+:func:`patch_heatmap` a ViT's relevance per patch over its image (``text``, ``patches``).
 """
 
 from .grid import grid
+from .patches import patch_grid, patch_heatmap, patch_values
 from .pictures import (
     COLOR_TABLES,
     STYLES,
@@ -35,18 +40,27 @@ from .pictures import (
     signal_methods,
     style_of,
 )
+from .text import PAD_COLOR, token_boxes, token_colors, token_html, token_image
 
 __all__ = [
     "COLOR_TABLES",
+    "PAD_COLOR",
     "SIGNAL_METHODS",
     "STYLES",
     "graymap",
     "grid",
     "heatmap",
     "overlay",
+    "patch_grid",
+    "patch_heatmap",
+    "patch_values",
     "project",
     "signal_methods",
     "style_of",
+    "token_boxes",
+    "token_colors",
+    "token_html",
+    "token_image",
 ]
 
 

@@ -1,0 +1,109 @@
+"""Reverse layers that carry relevance through a transformer's non-linear-layer operations
+(the rules are in `rules.attention`).
+
+- `LinearizedRelevance`: an operation that is linear in each of its inputs once the others
+  are held fixed (a product of activations, fused attention with its probabilities held,
+  a quotient) or whose rule is its gradient (the softmax under AttnLRP): input i gets
+  R_i = share_i · x_i ⊙ Jᵢᵀ (R / y). With the shares of `rules.attention` the relevance a
+  product receives is conserved; its Jacobian is the tape's (`vjp`).
+- `NormRelevance`: LayerNormalization with its scale 1/σ held constant: linear in x, so
+  R_x = x ⊙ Jᵀ (R / y) with J the Jacobian at constant σ; β absorbs its share.
+- `HeldConstant`: a gate (a normalisation scale; under CP the attention probabilities):
+  no relevance passes to its inputs.
+- `GatedGradient`: for the signal methods (PatternNet, PatternAttribution): the gradient
+  with the gates held constant, to the inputs that carry signal only.
+"""
+
+import tensorflow as tf
+
+from ..graph import NORM
+from ..rules.lrp import stabilize
+from ..vjp import vjp
+from .layers import ReverseLayer
+
+
+class LinearizedRelevance(ReverseLayer):
+    """R_i = share_i · x_i ⊙ Jᵢᵀ (R / y), Jᵢ the node's Jacobian with respect to input i.
+
+    Args:
+        node: the forward node.
+        shares: the share of each of the node's inputs (0: none passes to it).
+    """
+
+    label = "lrp_product"
+
+    def __init__(self, node, shares, **kwargs):
+        super().__init__(node, **kwargs)
+        self.shares = [float(s) for s in shares]
+
+    def reverse(self, xs, ys, rs):
+        s = tf.cast(rs[0], ys[0].dtype) / stabilize(ys[0])
+        live = [x for x, share in zip(xs, self.shares) if share and x.dtype.is_floating]
+        grads = vjp(self.node.forward, xs, [s], watch=live)
+        return [None if g is None or not share else share * x * g
+                for x, g, share in zip(xs, grads, self.shares)]
+
+
+class NormRelevance(ReverseLayer):
+    """LayerNormalization with 1/σ held constant: R_x = x ⊙ Jᵀ (R / y)."""
+
+    label = "lrp_norm"
+
+    def reverse(self, xs, ys, rs):
+        s = tf.cast(rs[0], ys[0].dtype) / stabilize(ys[0])
+        g = vjp(lambda v: [held_scale_layer_norm(self.node.op, v[0])], xs, [s])[0]
+        return [xs[0] * g]
+
+
+class GatedGradient(ReverseLayer):
+    """The vector-Jacobian product to the inputs that carry signal, the others held
+    constant (and given none); a normalisation with its scale held constant.
+
+    Args:
+        node: the forward node.
+        live: for each of the node's inputs, whether the signal passes to it.
+    """
+
+    label = "gated"
+
+    def __init__(self, node, live, **kwargs):
+        super().__init__(node, **kwargs)
+        self.live = [bool(v) for v in live]
+
+    def reverse(self, xs, ys, rs):
+        forward = self.node.forward
+        if self.node.role == NORM:
+            forward = lambda v: [held_scale_layer_norm(self.node.op, v[0])]  # noqa: E731
+        watch = [x for x, live in zip(xs, self.live) if live and x.dtype.is_floating]
+        grads = vjp(forward, xs, rs, watch=watch)
+        return [g if live else None for g, live in zip(grads, self.live)]
+
+
+class HeldConstant(ReverseLayer):
+    """A gate: no relevance passes to its inputs."""
+
+    label = "held"
+
+    def reverse(self, xs, ys, rs):
+        return [None] * len(xs)
+
+
+def held_scale_layer_norm(layer, x):
+    """A `keras.layers.LayerNormalization`'s output with its scale 1/σ held constant
+    (`tf.stop_gradient`): the same value, and the Jacobian of the linear map
+    x ↦ γ (x - μ(x)) / σ (x ↦ γ x / σ with `rms_scaling`, as Keras computes it)."""
+    dtype = x.dtype
+    x32 = tf.cast(x, tf.float32) if dtype in (tf.float16, tf.bfloat16) else x
+    axes = [layer.axis] if isinstance(layer.axis, int) else list(layer.axis)
+    rank = len(x.shape)
+    axes = sorted(a % rank for a in axes)
+    mean, variance = tf.nn.moments(x32, axes, keepdims=True)
+    scale = tf.stop_gradient(tf.math.rsqrt(variance + layer.epsilon))
+    centred = x32 if layer.rms_scaling else x32 - mean
+    shape = [x.shape[a] if a in axes else 1 for a in range(rank)]
+    y = centred * scale
+    if getattr(layer, "gamma", None) is not None:
+        y = y * tf.reshape(tf.cast(layer.gamma, y.dtype), shape)
+    if getattr(layer, "beta", None) is not None:
+        y = y + tf.reshape(tf.cast(layer.beta, y.dtype), shape)
+    return tf.cast(y, dtype)
