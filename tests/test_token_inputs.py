@@ -171,7 +171,8 @@ def test_vargrad_does_not_cancel_for_a_large_mean():
 
 
 @pytest.mark.parametrize("name", ["gradient", "input_t_gradient", "integrated_gradients",
-                                  "smoothgrad", "vargrad", "lrp.epsilon", "pattern.net"])
+                                  "smoothgrad", "vargrad", "lrp.epsilon", "attnlrp",
+                                  "pattern.net"])
 def test_per_dimension_sums_to_the_per_token_form(name):
     model, _, xs, _, _ = _case("conv")
     kwargs = {"augment_by_n": 3, "seed": 1} if name in ("smoothgrad", "vargrad") else {}
@@ -179,7 +180,7 @@ def test_per_dimension_sums_to_the_per_token_form(name):
         kwargs = {"steps": 4}
     if name == "pattern.net":
         kwargs = {"pattern_type": "filter"}  # no fit: the patterns are the weights
-    if name.startswith("lrp") or name.startswith("pattern"):
+    if name in ("lrp.epsilon", "attnlrp", "pattern.net"):
         model = keras.Sequential([keras.Input((TOKENS,), dtype="int32"),
                                   L.Embedding(VOCABULARY, WIDTH),
                                   L.Conv1D(5, 2, activation="relu"), L.Flatten(), L.Dense(3)])
@@ -209,3 +210,59 @@ def test_bad_reference_tokens_are_named():
         kp.create_analyzer("integrated_gradients", model, reference_inputs=[1.0, 0])
     with pytest.raises(kp.InvalidInputError, match="reference_token has 1 entries"):
         kp.create_analyzer("integrated_gradients", model, reference_token=[1])
+
+
+def test_ids_used_twice_and_two_embeddings_of_one_input():
+    """The ids feed two Embeddings (per dimension: concatenated) and a mask computed from
+    them (no crash, no relevance through it); dict inputs in max_activation mode."""
+    keras.utils.set_random_seed(4)
+    ids = keras.Input((TOKENS,), dtype="int32", name="ids")
+    first, second = L.Embedding(VOCABULARY, WIDTH), L.Embedding(VOCABULARY, 2)
+    keep = keras.ops.expand_dims(keras.ops.cast(keras.ops.not_equal(ids, 0), "float32"), -1)
+    h = L.Concatenate()([first(ids), second(ids)])
+    dense, pool = L.Dense(3, activation="tanh"), L.GlobalAveragePooling1D()
+    out = L.Dense(2)(pool(dense(L.Multiply()([h, keep]))))
+    model = keras.Model({"ids": ids}, out)
+    x = _ids(3)
+    x[0, 4:] = 0
+    head = model.layers[-1]
+
+    def body(e):
+        return head(pool(dense(e * (x != 0)[..., None].astype("float32"))))
+
+    e = np.concatenate([first(x).numpy(), second(x).numpy()], axis=-1)
+    index = np.argmax(model({"ids": x}).numpy(), axis=1)
+    g = tape_gradient(body, e, "index", index)
+    got = kp.create_analyzer("gradient", model, per_dimension=True).analyze({"ids": x})
+    assert_close(got["ids"], g)
+    ig = kp.create_analyzer("integrated_gradients", model, steps=4).analyze({"ids": x})
+    grads = [tape_gradient(body, (k / 4 * e).astype("float32"), "index", index)
+             for k in range(4)]
+    assert_close(ig["ids"], (e * np.mean(grads, axis=0)).sum(axis=-1), rtol=1e-4)
+
+
+def test_per_dimension_refuses_an_embedding_of_computed_ids():
+    ids = keras.Input((4,), dtype="int32")
+    h = L.Flatten()(L.Embedding(10, 3, name="lookup")(L.Reshape((2, 2))(ids)))
+    model = keras.Model(ids, L.Dense(2)(h))
+    assert kp.create_analyzer("gradient", model).analyze(np.ones((1, 4), "int32")).shape == \
+        (1, 4)
+    with pytest.raises(kp.NotAnalyzableModelError, match="'lookup'.*per_dimension"):
+        kp.create_analyzer("gradient", model, per_dimension=True)
+
+
+class _Subclassed(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.embed, self.dense = L.Embedding(VOCABULARY, WIDTH), L.Dense(2)
+
+    def call(self, ids):
+        return self.dense(keras.ops.mean(self.embed(ids), axis=1))
+
+
+def test_a_subclassed_model_hides_its_embedding_from_the_copy_methods():
+    model, x = _Subclassed(), _ids()
+    model(x)
+    for name in ("integrated_gradients", "smoothgrad"):
+        with pytest.raises(kp.NotAnalyzableModelError, match="integer input.*make it functional"):
+            kp.create_analyzer(name, model).analyze(x)

@@ -2,12 +2,14 @@
 `AveragedGradient` (Integrated Gradients) and `NoisyGradient` (SmoothGrad, VarGrad,
 SquareGrad)."""
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from .. import replicas
 from ..compiled import compiled
 from ..errors import NotAnalyzableModelError
+from ..graph import OPAQUE
 from ..inputs import positive_int
 from ..noise import normal_copies, sample_keys
 from ..reverse import EmbeddingCut
@@ -39,6 +41,15 @@ class AveragedGradient(ReverseAnalyzer):
                 f"Layer '{uncut[0].name}' (Embedding) is fed by a computed tensor, not by a "
                 f"model input: '{self.name}' modifies the outputs of Embeddings of token "
                 "inputs only.")
+        for t in graph.inputs:
+            hidden = [n for n in graph.consumers(t)
+                      if n.role == OPAQUE and isinstance(n.op, keras.Model)]
+            if not t.is_floating and hidden:
+                raise NotAnalyzableModelError(
+                    f"The integer input '{t.name}' goes into '{hidden[0].name}' "
+                    f"({hidden[0].why or 'a model without a functional graph'}), whose "
+                    f"embeddings '{self.name}' cannot see: make it functional, e.g. "
+                    "keras.Model(inputs, model.call(inputs)).")
 
     def _reverse_mode(self):
         # The neuron is chosen once, on the unmodified input; the copies use its index.
