@@ -37,14 +37,22 @@ class ReverseAnalyzer(Analyzer):
     # the reverse model and the compiled function, built on first use
     _reverse_model = None
     _function = None
+    _cut = None
 
     def __init__(self, model, per_dimension=False, **kwargs):
         self.per_dimension = bool(per_dimension)
         super().__init__(model, **kwargs)
 
+    @property
+    def cut(self):
+        """The graph cut at the embedding outputs of token inputs (`reverse.EmbeddingCut`):
+        the reverse model is built on its body."""
+        if self._cut is None or self._cut.graph is not self.graph:
+            self._cut = EmbeddingCut(self.graph)
+        return self._cut
+
     def _prepare(self, graph):
         super()._prepare(graph)
-        self.cut = EmbeddingCut(graph)
         if self.per_dimension and self.cut.uncut:
             node = self.cut.uncut[0]
             raise NotAnalyzableModelError(
