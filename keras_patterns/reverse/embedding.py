@@ -119,10 +119,6 @@ class EmbeddingCut:
         """Whether no Embedding is fed by a model input (the body is the graph)."""
         return not self.lookups
 
-    def token_inputs(self):
-        """The indices of the model inputs that feed a lookup."""
-        return sorted({self.graph.inputs.index(n.inputs[0]) for n in self.lookups})
-
     def lookup_of(self, position):
         """The lookup node behind body input `position`, or None for a model input."""
         k = position - len(self.kept)
