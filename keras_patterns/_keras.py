@@ -3,8 +3,10 @@
 Walking a functional graph needs attributes that Keras does not document but has kept
 stable across Keras 3 releases: `Functional._nodes_by_depth`, `Node.arguments`,
 `Node.outputs` and `Sequential._functional`; tracing a layer's `call` reads
-`Layer._flatten_layers` and trims `Operation._inbound_nodes` / `_outbound_nodes`. A Keras
-change should touch only this file.
+`Layer._flatten_layers`, trims `Operation._inbound_nodes` / `_outbound_nodes`, swaps the
+functions of the public `keras.ops` namespace for the duration of a trace (sizes known only
+on values) and uses `keras.src.backend.compute_output_spec`. A Keras change should touch
+only this file.
 """
 
 import keras
@@ -63,6 +65,11 @@ def node_argument_tensors(node):
 def node_call_values(node, values_by_id):
     """Fill a node's call arguments with real values keyed by `id(KerasTensor)`."""
     return node.arguments.fill_in(values_by_id)
+
+
+def call_arguments(node):
+    """The (args, kwargs) of a node's recorded call (KerasTensors where tensors went)."""
+    return node.arguments.args, node.arguments.kwargs
 
 
 def node_outputs(node):
@@ -158,6 +165,151 @@ def keras_mask(kt):
     return getattr(kt, "_keras_mask", None)
 
 
+class DimensionOf(keras.Operation):
+    """The size of one axis of a tensor, as an int32 scalar: the stand-in for a size that
+    `keras.ops.shape` gives as None on symbolic inputs (the batch size, a sequence length)
+    while a layer's call is traced with dynamic sizes (`trace_call`). On values it is the
+    actual size, so whatever the call computes from it fits every batch size and length."""
+
+    def __init__(self, axis, name=None):
+        super().__init__(name=name)
+        self.axis = axis
+
+    def call(self, x):
+        return keras.ops.convert_to_tensor(_SHAPE(x)[self.axis], "int32")
+
+    def compute_output_spec(self, x):
+        return keras.KerasTensor((), dtype="int32")
+
+
+class DeferredOperation(keras.Operation):
+    """A `keras.ops` function called with a size among its arguments (a `DimensionOf`
+    value, or one computed from it) while a call is traced with dynamic sizes: one graph
+    operation that calls the function on values (`ops.tile(token, (batch, 1, 1))`,
+    `ops.arange(length)`, `ops.broadcast_to(mask, (batch, length, length))`). Each function
+    gets its own subclass, named like the Keras operation class (`Tile`, `Arange`), so that
+    roles recognise it by name."""
+
+    function = None
+
+    def call(self, *args, **kwargs):
+        return type(self).function(*args, **kwargs)
+
+    def compute_output_spec(self, *args, **kwargs):
+        from keras.src.backend import compute_output_spec
+        return compute_output_spec(type(self).function, *args, **kwargs)
+
+
+_SHAPE = keras.ops.shape
+_DEFERRED = {}
+
+
+def _deferred_class(function):
+    name = function.__name__
+    if name not in _DEFERRED:
+        camel = "".join(part[:1].upper() + part[1:] for part in name.split("_"))
+        _DEFERRED[name] = type(camel, (DeferredOperation,), {
+            "function": staticmethod(function), "__module__": __name__})
+    return _DEFERRED[name]
+
+
+def _has_size_argument(args, kwargs):
+    return any(isinstance(a, keras.KerasTensor) and len(a.shape) == 0
+               for a in keras.tree.flatten((args, kwargs)))
+
+
+class _DynamicSizes:
+    """While tracing: `keras.ops.shape` gives a `DimensionOf` value for each axis of a
+    symbolic tensor whose size is None, and a `keras.ops` function called with such a
+    scalar among its arguments becomes one `DeferredOperation`. Only the public
+    `keras.ops` namespace (through which keras-hub and user layers call operations) is
+    swapped, and only for the duration of one trace (not thread-safe: tracing is not
+    expected to run concurrently with other Keras code)."""
+
+    def __enter__(self):
+        self.saved = {k: v for k, v in vars(keras.ops).items()
+                      if callable(v) and not isinstance(v, type) and not k.startswith("_")
+                      and getattr(v, "__module__", "").startswith("keras.")}
+        for key, function in self.saved.items():
+            setattr(keras.ops, key, _deferring(function))
+        keras.ops.shape = _dynamic_shape
+        return self
+
+    def __exit__(self, *exc):
+        for key, function in self.saved.items():
+            setattr(keras.ops, key, function)
+        return False
+
+
+_DEFERRING = {}
+
+
+def _deferring(function):
+    """`function`, made to defer itself where a size is among its arguments (cached)."""
+    if function in _DEFERRING:
+        return _DEFERRING[function]
+
+    def call(*args, **kwargs):
+        if _has_size_argument(args, kwargs):
+            return _deferred_class(function)()(*args, **kwargs)
+        return function(*args, **kwargs)
+
+    call.__name__ = function.__name__
+    call.__doc__ = function.__doc__
+    _DEFERRING[function] = call
+    return call
+
+
+def _dynamic_shape(x):
+    shape = _SHAPE(x)
+    if not isinstance(x, keras.KerasTensor) or all(s is not None for s in shape):
+        return shape
+    return tuple(DimensionOf(axis)(x) if s is None else s for axis, s in enumerate(shape))
+
+
+class _SpecFallback:
+    """While tracing: an inner custom layer whose `call` takes arguments that the Keras
+    base class's `compute_output_spec` does not (keras-hub's `CachedMultiHeadAttention`
+    takes `cache=`, `MultiHeadAttention.compute_output_spec` does not) gets its output spec
+    from its own `call` on placeholders instead, so that calling it on symbolic inputs
+    records one node (traced in turn). The instance attribute is removed afterwards."""
+
+    def __init__(self, layer):
+        self.layers = [x for x in _layers_under(layer)[1:] if _keras_spec_of_custom_call(x)]
+
+    def __enter__(self):
+        for x in self.layers:
+            object.__setattr__(x, "compute_output_spec", _spec_with_fallback(x))
+        return self
+
+    def __exit__(self, *exc):
+        for x in self.layers:
+            object.__delattr__(x, "compute_output_spec")
+        return False
+
+
+def _keras_spec_of_custom_call(layer):
+    """Whether `layer`'s call is written outside Keras while its `compute_output_spec`
+    comes from a Keras layer class other than `Layer` (which calls `call` itself)."""
+    if not is_traceable_layer(layer) or "compute_output_spec" in vars(layer):
+        return False
+    owner = next(c for c in type(layer).__mro__ if "compute_output_spec" in vars(c))
+    return owner.__module__.startswith("keras.") and owner is not keras.layers.Layer
+
+
+def _spec_with_fallback(layer):
+    own = type(layer).compute_output_spec.__get__(layer)
+
+    def compute_output_spec(*args, **kwargs):
+        try:
+            return own(*args, **kwargs)
+        except TypeError:  # arguments the Keras class does not take
+            from keras.src.backend import compute_output_spec as spec_of
+            return spec_of(layer.call, *args, **kwargs)
+
+    return compute_output_spec
+
+
 def trace_call(layer, node):
     """Trace `layer.call` on fresh symbolic inputs shaped like those of its recorded call
     `node` (same non-tensor arguments, training=False where the call takes it).
@@ -195,7 +347,7 @@ def trace_call(layer, node):
         args, kwargs = node.arguments.fill_in({id(a): f for a, f in zip(arguments, fresh)})
         if call_has_training_arg(layer):
             kwargs = dict(kwargs, training=False)
-        with keras.StatelessScope() as scope:
+        with keras.StatelessScope() as scope, _SpecFallback(layer), _DynamicSizes():
             outputs = layer.call(*args, **kwargs)
         if scope.state_mapping:
             raise NotTraced("its call assigns variables (a stateful layer)")

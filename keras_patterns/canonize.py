@@ -4,6 +4,9 @@
   `ACTIVATION` node when its activation is not the identity. A SeparableConv becomes its
   depthwise map, then its pointwise map with the bias.
 - Every other node gets its role (see `roles`); a layer without one becomes `OPAQUE`.
+- An operation whose value does not depend on any floating-point value (its inputs are all
+  integer or `CONSTANT`, or its outputs are all integer) is `CONSTANT`: causal masks and
+  position values computed from sizes, casts of padding masks.
 - A final softmax is removed (with a warning) so that the logits are explained.
 - Optionally (`fold_batchnorm`), an inference-mode BatchNormalization that directly follows a
   kernel map is folded into it, so that rules and patterns see the effective linear map.
@@ -17,7 +20,7 @@ from . import roles
 from ._warn import warn
 from .errors import NotAnalyzableModelError
 from .flatten import flatten
-from .graph import ACTIVATION, AFFINE, KERNEL, OPAQUE, Node, Tensors
+from .graph import ACTIVATION, AFFINE, CONSTANT, KERNEL, OPAQUE, Node, Tensors
 from .kernels import FoldedMap
 
 
@@ -80,11 +83,29 @@ def _split_kernel_layer(node, maps, tensors):
     return out
 
 
+def _is_constant(node, constant):
+    """Whether an operation's value depends on no floating-point value of the graph:
+    its inputs are integer or constant, or its outputs are integer (a comparison)."""
+    if isinstance(node.op, keras.layers.Layer):
+        return False
+    return (all(t.index in constant for t in node.inputs)
+            or not any(t.is_floating for t in node.outputs))
+
+
 def canonize(graph):
     """Split kernel layers and give every node its role; unknown layers become OPAQUE."""
     tensors = Tensors.after(graph)
     nodes = []
+    constant = {t.index for t in graph.inputs if not t.is_floating}
     for node in graph.nodes:
+        constant.update(t.index for t in node.outputs if not t.is_floating)
+        if node.role == OPAQUE:  # flatten found no rule for this call
+            nodes.append(node)
+            continue
+        if _is_constant(node, constant) or roles.role_of(node.op) == CONSTANT:
+            constant.update(t.index for t in node.outputs)
+            nodes.append(dataclasses.replace(node, role=CONSTANT))
+            continue
         try:
             maps = roles.kernel_maps(node.op) if isinstance(node.op, keras.layers.Layer) else None
         except NotAnalyzableModelError as error:  # a kernel layer of an unsupported form

@@ -6,10 +6,12 @@ operations recorded in Keras graphs (`keras.ops.relu`, `x + y`, slicing) are nod
 Custom layers (a `call` written outside Keras, made of layers and keras.ops, as keras-hub
 writes every block) are inlined too: their `call` is traced on symbolic inputs shaped like
 the recorded ones and each inner layer and operation becomes a node named with the layer's
-path (`bert_backbone/transformer_layer_0/self_attention_layer/query`), recursively. A custom
-layer registered with `roles.register_layer` keeps its registered role. Keras' attention
-layers (`_keras.TRACED_KERAS_LAYERS`) are traced the same way. A layer whose call cannot
-be traced stays one node, opaque, whose `why` says what failed. A subclassed model nested in
+path (`bert_backbone/transformer_layer_0/self_attention_layer/query`), recursively; a size
+that is None on symbolic inputs is a value of the graph (`_keras.DimensionOf`), so the graph
+fits every batch size and sequence length. A custom layer registered with
+`roles.register_layer` keeps its registered role (for the calls its role covers). Keras'
+attention layers (`_keras.TRACED_KERAS_LAYERS`) are traced the same way. A layer whose call
+cannot be traced stays one node, opaque, whose `why` says what failed. A subclassed model nested in
 a functional one stays one node (only its gradient is known); a subclassed model on its own
 is wrapped into a one-node graph (`wrap_model`).
 """
@@ -56,15 +58,20 @@ class _Flattener:
                 for kt, t in zip(out_kts, sub_outputs):
                     env[id(kt)] = t
                 continue
-            why = None
-            if _keras.is_traceable_layer(op) and roles.layer_role(op) is None:
+            why, role = None, None
+            entry = roles.layer_role(op) if isinstance(op, keras.layers.Layer) else None
+            uncovered = entry is not None and not entry.covers_call(*_keras.call_arguments(knode))
+            if uncovered or (entry is None and _keras.is_traceable_layer(op)):
                 why = self.inline_layer(knode, op, env, prefix)
                 if why is None:
                     continue
-            self.add_node(knode, env, prefix, why, traced)
+            if uncovered:
+                role = roles.OPAQUE
+                why = f"its role {entry.role!r} does not describe this call of it, and {why}"
+            self.add_node(knode, env, prefix, why, traced, role)
         return [env[id(kt)] for kt in tree.flatten(functional.outputs)]
 
-    def add_node(self, knode, env, prefix, why=None, traced=False):
+    def add_node(self, knode, env, prefix, why=None, traced=False, role=None):
         """Add one recorded Keras call as a node; its arguments have values in `env`.
 
         In a traced call (`traced`) a `keras.ops` operation is created anew by every trace,
@@ -94,7 +101,8 @@ class _Flattener:
         forward = _call_forward(knode, op, index_of)
         slots = tuple(index_of[id(kt)] for kt in arg_kts)
         self.nodes.append(Node(name, op, inputs_unique, outputs, forward, layer_name=name,
-                               why=why, slots=slots))
+                               why=why, slots=slots,
+                               **({} if role is None else {"role": role})))
         self.calls.append(name)
 
     def inline_layer(self, knode, layer, env, prefix):

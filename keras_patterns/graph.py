@@ -15,6 +15,7 @@ from .roles import (  # noqa: F401 - the roles, re-exported with the graph they 
     ACTIVATION,
     AFFINE,
     ATTENTION,
+    CONSTANT,
     EMBEDDING,
     FIXED_LINEAR,
     KERNEL,
@@ -268,13 +269,17 @@ class Graph:
 
     # -- values ------------------------------------------------------------------------
 
-    def evaluate(self, xs):
-        """The graph's outputs for the input values `xs` (tensors)."""
+    def evaluate(self, xs, seen=None):
+        """The graph's outputs for the input values `xs` (tensors); `seen(tensor, value)`,
+        if given, is called with each node output as it is computed (before its consumers
+        read it: a `tf.GradientTape` can watch it there)."""
         values = {t.index: x for t, x in zip(self.inputs, xs)}
         for node in self.nodes:
             outs = node.forward([values[t.index] for t in node.inputs])
             for t, v in zip(node.outputs, outs):
                 values[t.index] = v
+                if seen is not None:
+                    seen(t, v)
         return [values[t.index] for t in self.outputs]
 
     def __repr__(self):

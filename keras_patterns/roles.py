@@ -29,6 +29,7 @@ afterwards treats it so. The operations of `keras.ops` recorded in functional gr
 recognised by their class names (`OPERATIONS`).
 """
 
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Tuple, Union
 
@@ -60,6 +61,12 @@ SCALE = "scale"
 ATTENTION = "attention"
 NONLINEAR = "nonlinear"
 EMBEDDING = "embedding"
+CONSTANT = "constant"
+"""A value that depends on no floating-point value of the graph, only on sizes (the batch
+size, a sequence length: `_keras.DimensionOf`) and integer tensors (token ids, masks):
+position embeddings, causal masks, rotary sines and cosines. Its gradient is zero and no
+signal or relevance passes through it to its inputs: relevance that reaches it (where it is
+added to an input-dependent value) is absorbed, as by a bias. See `canonize`."""
 OPAQUE = "opaque"
 
 # Keras activation function names -> activation family ("identity": Keras' "linear").
@@ -70,6 +77,8 @@ ACTIVATION_FAMILIES = {
     "silu": "swish", "swish": "swish", "hard_silu": "swish", "hard_swish": "swish",
     "gelu": "gelu", "mish": "mish", "exponential": "exponential", "softmax": "softmax",
     "log_softmax": "softmax",
+    # keras-hub's own activation functions
+    "gelu_approximate": "gelu", "quick_gelu": "gelu",
 }
 FAMILIES = tuple(dict.fromkeys([*ACTIVATION_FAMILIES.values(), "leaky_relu", "prelu"]))
 """The activation families: "relu" is a rectifier, "identity" passes values unchanged."""
@@ -84,7 +93,12 @@ OPERATIONS = {
     **{name: (FIXED_LINEAR, None, name in ("Add", "Subtract", "Mean", "Sum", "Negative"))
        for name in ("Add", "Subtract", "GetItem", "Reshape", "Transpose", "Concatenate",
                     "ExpandDims", "Squeeze", "Negative", "Mean", "Sum", "Flatten",
-                    "Identity")},
+                    "Identity",
+                    # routing: each output value is one input value (`Where`: of x or y)
+                    "Cast", "Slice", "BroadcastTo", "Tile", "Repeat", "Split", "Stack",
+                    "Moveaxis", "Where")},
+    # values that depend on the input's shape only
+    **{name: (CONSTANT, None, False) for name in ("DimensionOf", "ZerosLike", "OnesLike")},
     **{name: (PRODUCT, None, False)
        for name in ("Multiply", "Einsum", "Matmul", "TrueDivide", "Divide")},
     **{name: (SCALE, None, False) for name in ("Rsqrt", "Sqrt", "Reciprocal")},
@@ -99,7 +113,7 @@ QUOTIENTS = ("TrueDivide", "Divide")
 
 
 ROLES = (KERNEL, ACTIVATION, MAX_POOL, FIXED_LINEAR, AFFINE, PRODUCT, NORM, SCALE,
-         ATTENTION, NONLINEAR, EMBEDDING)
+         ATTENTION, NONLINEAR, EMBEDDING, CONSTANT)
 """The roles a layer class can be registered with."""
 
 
@@ -116,6 +130,8 @@ class LayerRole:
             somewhere, or a function of the layer that tells.
         kernel_maps: a `KERNEL` layer's kernel map classes (`kernels.KernelMap`), in the
             order they are applied; the layer's bias follows the last one.
+        covers: a function of a call's (args, kwargs): whether the role describes that call
+            (`ReversibleEmbedding(x, reverse=True)` is a product), None: every call.
     """
 
     layer_class: type
@@ -123,12 +139,16 @@ class LayerRole:
     family: Union[None, str, Callable[[Any], Optional[str]]] = None
     is_sum: Union[bool, Callable[[Any], bool]] = False
     kernel_maps: Tuple[type, ...] = ()
+    covers: Optional[Callable[[tuple, dict], bool]] = None
 
     def family_of(self, layer):
         return self.family(layer) if callable(self.family) else self.family
 
     def is_sum_for(self, layer):
         return bool(self.is_sum(layer) if callable(self.is_sum) else self.is_sum)
+
+    def covers_call(self, args, kwargs):
+        return self.covers is None or bool(self.covers(args, kwargs))
 
 
 LAYERS = Registry("layer role")
@@ -140,7 +160,7 @@ def _key(layer_class):
 
 
 def register_layer(layer_class, role, *, family=None, is_sum=False, kernel_maps=(),
-                   replace=False):
+                   covers=None, replace=False):
     """Tell every method what a Keras layer class computes, so that it is explained.
 
     A subclass of `layer_class` shares its role unless it overrides `call` (it may compute
@@ -156,6 +176,8 @@ def register_layer(layer_class, role, *, family=None, is_sum=False, kernel_maps=
             relevance over the summands), or a function of the layer that tells; False
             where it only moves them.
         kernel_maps: for `KERNEL`: the `kernels.KernelMap` classes the layer applies.
+        covers: a function of a call's (args, kwargs): whether the role describes it; a
+            call it does not cover is traced (opaque where that fails). None: every call.
         replace: replace the role of a layer class registered already.
 
     Returns:
@@ -186,12 +208,13 @@ def register_layer(layer_class, role, *, family=None, is_sum=False, kernel_maps=
         raise ValueError(f"register_layer({name}): a kernel layer needs kernel_maps=, and "
                          "only a kernel layer takes them.")
     return LAYERS.register(_key(layer_class), LayerRole(layer_class, role, family, is_sum,
-                                                        kernel_maps), replace=replace)
+                                                        kernel_maps, covers), replace=replace)
 
 
 def layer_role(op):
     """The `LayerRole` of a Keras layer (through its class or a base class whose `call` it
     keeps), or None."""
+    _register_keras_hub_layers()
     for cls in type(op).__mro__:
         entry = LAYERS.find(_key(cls))
         if entry is not None and entry.layer_class is cls:
@@ -333,6 +356,8 @@ def _register_keras_layers():
                 *_keras.elementwise_affine_layers()):
         register_layer(cls, AFFINE)
     register_layer(layers.Embedding, EMBEDDING)
+    if hasattr(layers, "ReversibleEmbedding"):  # Keras 3.12 and later
+        register_layer(layers.ReversibleEmbedding, EMBEDDING, covers=_looks_up_tokens)
     for cls, family in ((layers.Activation, _activation_layer_family),
                         (layers.ReLU, _relu_family), (layers.LeakyReLU, "leaky_relu"),
                         (layers.PReLU, "prelu"), (layers.ELU, "elu"),
@@ -340,7 +365,29 @@ def _register_keras_layers():
         register_layer(cls, ACTIVATION, family=family)
 
 
+def _looks_up_tokens(args, kwargs):
+    """Whether a `ReversibleEmbedding` call looks tokens up (not `reverse=True`: logits)."""
+    return not kwargs.get("reverse", args[1] if len(args) > 1 else False)
+
+
 _register_keras_layers()
+
+_KERAS_HUB = []  # [True] once keras-hub's layers are registered
+
+
+def _register_keras_hub_layers():
+    """The roles of keras-hub layers that are not traced, registered once keras-hub has
+    been imported (by whoever built the model; keras-patterns neither imports it nor
+    depends on it), unless registered already."""
+    if _KERAS_HUB or "keras_hub" not in sys.modules:
+        return
+    _KERAS_HUB.append(True)
+    try:
+        from keras_hub.layers import ReversibleEmbedding
+    except ImportError:  # a keras-hub without it
+        return
+    if LAYERS.find(_key(ReversibleEmbedding)) is None:
+        register_layer(ReversibleEmbedding, EMBEDDING, covers=_looks_up_tokens)
 
 
 def softmax_output(op, log=False):

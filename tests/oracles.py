@@ -179,3 +179,25 @@ def numpy_patterns(X, W, b, pattern_type, plus=None):
     elif pattern_type == "filter":
         out["a"] = normed(W)
     return {name: np.nan_to_num(a) for name, a in out.items()}
+
+
+def bilinear_matrix(n_in, n_out):
+    """(n_out, n_in): linear interpolation along one axis with half-pixel centres, the
+    source position (i + 1/2) n_in / n_out − 1/2 clamped to [0, n_in − 1] (as
+    tf.image.resize's "bilinear" reads a grid)."""
+    m = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        src = min(max((i + 0.5) * n_in / n_out - 0.5, 0.0), n_in - 1.0)
+        low = int(np.floor(src))
+        high = min(low + 1, n_in - 1)
+        m[i, low] += 1.0 - (src - low)
+        m[i, high] += src - low
+    return m
+
+
+def resize_bilinear(maps, size):
+    """maps (n, *spatial) with one or two spatial axes resized to (n, *size), separably."""
+    out = np.einsum("oi,ni...->no...", bilinear_matrix(maps.shape[1], size[0]), maps)
+    if len(size) == 2:
+        out = np.einsum("oi,nhi->nho", bilinear_matrix(maps.shape[2], size[1]), out)
+    return out

@@ -188,3 +188,16 @@ def test_the_books_of_attnlrp_add_up_and_each_entry_is_the_copy_s(fused):
     for name, key in (("head", "head"), ("ff1", "ff1"), ("ff2", "ff2"),
                       ("attention", attention)):
         assert_close(books[key], expected[name], rtol=5e-4)
+
+
+@pytest.mark.parametrize("method", ["attnlrp", "cp_lrp"])
+def test_the_gradient_form_equals_the_relevance_form(fused, method):
+    x = _x()
+    fast = kp.create_analyzer(method, fused, neuron_selection_mode="index")
+    assert fast._gradient_form  # LRP-0 everywhere: the modified gradient is carried
+    slow = kp.create_analyzer(method, fused, neuron_selection_mode="index")
+    slow._gradient_form = False  # relevance carried layer by layer
+    assert_close(fast.analyze(x, neuron_selection=1), slow.analyze(x, neuron_selection=1),
+                 rtol=1e-4)
+    epsilon = kp.create_analyzer(method, fused, rule="epsilon")
+    assert not epsilon._gradient_form

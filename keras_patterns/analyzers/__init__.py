@@ -3,8 +3,9 @@
 Each method is a class registered under its name (`catalog`); the modules below register
 theirs when imported, in the order `list_analyzers()` shows them: the baselines, the
 gradient family, the rectifier methods, the pattern methods, LRP (one analyzer per rule and
-per preset of `keras_patterns.rules`, also those registered later), Deep Taylor, and the
-relevance methods for transformers (AttnLRP, CP-LRP).
+per preset of `keras_patterns.rules`, also those registered later), Deep Taylor, the
+relevance methods for transformers (AttnLRP, CP-LRP), the methods that mask the input
+(`perturbation`) and the class activation maps (`cam`).
 """
 
 import os
@@ -15,6 +16,8 @@ import keras
 # The modules register their analyzers when imported, in this order.
 # isort: off
 from . import baselines, gradient, rectifier, pattern, lrp, deep_taylor, attention  # noqa: F401
+from . import perturbation  # noqa: F401
+from . import cam  # noqa: F401
 # isort: on
 from .base import Analyzer, UnknownParameterError
 from .catalog import (

@@ -10,8 +10,26 @@ Every other LRP analyzer treats attention as CP-LRP does unless its composite sa
 otherwise.
 """
 
-from ..rules.attention import ATTNLRP, ATTNLRP_PAPER, CP, CP_PAPER
+import tensorflow as tf
+
+from ..graph import ACTIVATION, ATTENTION, CONSTANT, EMBEDDING, NORM, PRODUCT, SCALE
+from ..reverse import (
+    EmbeddingTimesInputReverse,
+    GatedGradient,
+    GradientReverse,
+    HeldConstant,
+    IdentityRuleGradient,
+)
+from ..rules.attention import (
+    ATTNLRP,
+    ATTNLRP_PAPER,
+    CP,
+    CP_PAPER,
+    attention_shares,
+    factor_shares,
+)
 from ..rules.composite import Composite
+from ..rules.lrp import Z
 from .catalog import register_analyzer
 from .lrp import RelevanceAnalyzer
 
@@ -28,6 +46,7 @@ class _TreatedLRP(RelevanceAnalyzer):
     """
 
     attention_treatment = None
+    _gradient_form = False
 
     def __init__(self, model, rule="z", composite=None, **kwargs):
         if composite is not None and rule != "z":
@@ -35,6 +54,44 @@ class _TreatedLRP(RelevanceAnalyzer):
         self.rule = rule
         self.composite = composite or Composite.of(rule, attention=self.attention_treatment)
         super().__init__(model, **kwargs)
+
+    def _prepare(self, graph):
+        super()._prepare(graph)
+        # LRP-0 everywhere: R = x ⊙ g holds at every tensor, so the reverse pass carries
+        # the modified gradient g (lxt's efficient form: no division but the identity
+        # rule's) and the relevance is the input times it
+        self._gradient_form = all(type(r) is Z and r.bias
+                                  for r in self._assignment.rules.values())
+
+    @property
+    def start(self):
+        return "one" if self._gradient_form else "value"
+
+    def reverse_layer_for(self, node):
+        if not self._gradient_form:
+            return self.relevance_layer_for(node)
+        if node.role == EMBEDDING:
+            return EmbeddingTimesInputReverse(node)
+        if node.role in (SCALE, CONSTANT):
+            return HeldConstant(node)
+        if node.role == NORM:
+            return GatedGradient(node, [1.0])
+        if node.role in (PRODUCT, ATTENTION):
+            shares = attention_shares if node.role == ATTENTION else factor_shares
+            return GatedGradient(node, shares(node, self._signal(self.treatment(node))))
+        if node.role == ACTIVATION and node.family == "softmax":
+            if self.treatment(node).holds_probabilities:
+                return HeldConstant(node)
+            return GradientReverse(node)
+        if node.role == ACTIVATION:
+            return IdentityRuleGradient(node)
+        return GradientReverse(node)  # linear layers, sums, routing, max-pooling
+
+    def _postprocess(self, xs, explanations):
+        if not self._gradient_form:
+            return explanations
+        return [e * tf.cast(x, e.dtype) if t.is_floating else e
+                for t, x, e in zip(self.graph.inputs, xs, explanations)]
 
 
 @register_analyzer("attnlrp")

@@ -105,8 +105,9 @@ class RelevanceAnalyzer(ReverseAnalyzer):
         xs, _ = self._standardize(X)
         self._before_analyze()
         index = self._selection(neuron_selection, xs)
-        model = build_reverse_model(self.graph, self.reverse_layer_for, self._reverse_mode(),
-                                    self.start, name="relevance_budget", budget=True)
+        model = build_reverse_model(self.graph, self.relevance_layer_for,
+                                    self._reverse_mode(), "value", name="relevance_budget",
+                                    budget=True)
         inputs = [tf.convert_to_tensor(x) for x in xs]
         if self._reverse_mode() == "index":
             inputs.append(tf.constant(index, tf.int32))
@@ -138,6 +139,10 @@ class RelevanceAnalyzer(ReverseAnalyzer):
         return LinearizedRelevance(node, [1.0] + [0.0] * (len(node.inputs) - 1))
 
     def reverse_layer_for(self, node):
+        return self.relevance_layer_for(node)
+
+    def relevance_layer_for(self, node):
+        """The reverse layer that carries relevance through `node`."""
         if node.role in (PRODUCT, ATTENTION, NORM, SCALE) or (
                 node.role == ACTIVATION and node.family == "softmax"):
             return self.attention_reverse(node)

@@ -224,12 +224,12 @@ class _PatternAnalyzer(ReverseAnalyzer):
         if node.role == SCALE or node.role == ACTIVATION:  # a scale; the softmax
             return HeldConstant(node)
         if node.role == NORM:
-            return GatedGradient(node, [True])
+            return GatedGradient(node, [1.0])
         if self._signal is None:
             self._signal = Signal(self.graph, CP)
         shares = (attention_shares if node.role == ATTENTION else factor_shares)(
             node, self._signal)
-        return GatedGradient(node, [share > 0 for share in shares])
+        return GatedGradient(node, [1.0 if share > 0 else 0.0 for share in shares])
 
     _signal = None
 

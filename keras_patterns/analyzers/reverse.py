@@ -5,8 +5,14 @@ import tensorflow as tf
 from .. import replicas
 from ..compiled import compiled
 from ..errors import NotAnalyzableModelError
-from ..graph import EMBEDDING
-from ..reverse import EmbeddingCut, EmbeddingReverse, GradientReverse, build_reverse_model
+from ..graph import CONSTANT, EMBEDDING
+from ..reverse import (
+    EmbeddingCut,
+    EmbeddingReverse,
+    GradientReverse,
+    HeldConstant,
+    build_reverse_model,
+)
 from .base import Analyzer
 
 
@@ -60,7 +66,10 @@ class ReverseAnalyzer(Analyzer):
                 "input: per_dimension=True has no model input to give its values to.")
 
     def reverse_layer_for(self, node):
-        """The reverse layer of one forward node (by default: its gradient)."""
+        """The reverse layer of one forward node (by default: its gradient; none through a
+        value that depends on sizes and integer tensors only)."""
+        if node.role == CONSTANT:
+            return HeldConstant(node)
         if node.role == EMBEDDING:
             return EmbeddingReverse(node)
         return GradientReverse(node)

@@ -4,7 +4,13 @@
 (`scaled`); `embedding.EmbeddingCut` cuts a graph at its embedding outputs, so that token
 inputs are explained in embedding space."""
 
-from .attention import GatedGradient, HeldConstant, LinearizedRelevance, NormRelevance
+from .attention import (
+    GatedGradient,
+    HeldConstant,
+    IdentityRuleGradient,
+    LinearizedRelevance,
+    NormRelevance,
+)
 from .embedding import EmbeddingCut, EmbeddingReverse, EmbeddingTimesInputReverse
 from .layers import GradientReverse, ReverseLayer, vjp
 from .model import build_reverse_model
@@ -16,5 +22,6 @@ __all__ = [
     "ReverseLayer", "vjp", "GradientReverse", "DeconvnetReverse", "GuidedReverse",
     "EmbeddingCut", "EmbeddingReverse", "EmbeddingTimesInputReverse", "PatternReverse",
     "KernelRelevance", "SumRelevance", "PassRelevance", "LinearizedRelevance",
-    "NormRelevance", "HeldConstant", "GatedGradient", "build_reverse_model",
+    "NormRelevance", "HeldConstant", "GatedGradient", "IdentityRuleGradient",
+    "build_reverse_model",
 ]

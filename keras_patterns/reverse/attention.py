@@ -11,7 +11,14 @@
 - `HeldConstant`: a gate (a normalisation scale; under CP the attention probabilities):
   no relevance passes to its inputs.
 - `GatedGradient`: for the signal methods (PatternNet, PatternAttribution): the gradient
-  with the gates held constant, to the inputs that carry signal only.
+  with the gates held constant, to the inputs that carry signal only; with a product's
+  shares, AttnLRP's modified gradient.
+- `IdentityRuleGradient`: the identity rule of activations in gradient form.
+
+The gradient form (lxt's efficient form of AttnLRP): relevance = input ⊙ a modified
+gradient. With LRP-0 at every linear layer, the relevance form's R = x ⊙ g holds at every
+tensor, so the reverse pass can carry g instead of R: linear layers and sums pass the
+plain gradient, the other rules as above; no division but the identity rule's.
 """
 
 import tensorflow as tf
@@ -36,6 +43,10 @@ class LinearizedRelevance(ReverseLayer):
         super().__init__(node, **kwargs)
         self.shares = [float(s) for s in shares]
 
+    @property
+    def silent_inputs(self):
+        return tuple(i for i, share in enumerate(self.shares) if not share)
+
     def reverse(self, xs, ys, rs):
         s = tf.cast(rs[0], ys[0].dtype) / stabilize(ys[0])
         live = [x for x, share in zip(xs, self.shares) if share and x.dtype.is_floating]
@@ -56,33 +67,56 @@ class NormRelevance(ReverseLayer):
 
 
 class GatedGradient(ReverseLayer):
-    """The vector-Jacobian product to the inputs that carry signal, the others held
-    constant (and given none); a normalisation with its scale held constant.
+    """The vector-Jacobian product to the inputs that carry signal, each scaled by its
+    share, the others held constant (and given none); a normalisation with its scale held
+    constant. The signal methods pass shares of 1 (the gradient with the gates held); the
+    gradient form of AttnLRP passes a product's shares (½ to each factor).
 
     Args:
         node: the forward node.
-        live: for each of the node's inputs, whether the signal passes to it.
+        shares: for each of the node's inputs, the factor its gradient is scaled by (0: the
+            signal does not pass to it; True counts as 1).
     """
 
     label = "gated"
 
-    def __init__(self, node, live, **kwargs):
+    def __init__(self, node, shares, **kwargs):
         super().__init__(node, **kwargs)
-        self.live = [bool(v) for v in live]
+        self.shares = [float(v) for v in shares]
+
+    @property
+    def silent_inputs(self):
+        return tuple(i for i, share in enumerate(self.shares) if not share)
 
     def reverse(self, xs, ys, rs):
         forward = self.node.forward
         if self.node.role == NORM:
             forward = lambda v: [held_scale_layer_norm(self.node.op, v[0])]  # noqa: E731
-        watch = [x for x, live in zip(xs, self.live) if live and x.dtype.is_floating]
+        watch = [x for x, share in zip(xs, self.shares) if share and x.dtype.is_floating]
         grads = vjp(forward, xs, rs, watch=watch)
-        return [g if live else None for g, live in zip(grads, self.live)]
+        return [None if g is None or not share else (g if share == 1.0 else share * g)
+                for g, share in zip(grads, self.shares)]
+
+
+class IdentityRuleGradient(ReverseLayer):
+    """The identity rule (relevance passes an element-wise activation unchanged) in gradient
+    form: g_in = g_out · y / x, so that x ⊙ g_in = y ⊙ g_out (x = 0 counts as ±1e-7)."""
+
+    label = "identity_rule"
+
+    def reverse(self, xs, ys, rs):
+        x = xs[0]
+        return [tf.cast(rs[0], x.dtype) * tf.cast(ys[0], x.dtype) / stabilize(x)]
 
 
 class HeldConstant(ReverseLayer):
     """A gate: no relevance passes to its inputs."""
 
     label = "held"
+
+    @property
+    def silent_inputs(self):
+        return tuple(range(len(self.node.inputs)))
 
     def reverse(self, xs, ys, rs):
         return [None] * len(xs)

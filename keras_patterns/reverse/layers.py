@@ -73,6 +73,12 @@ class ReverseLayer(keras.layers.Layer):
         return [keras.KerasTensor(x.shape, dtype=x.dtype if is_floating(x.dtype) else "float32")
                 for x in xs]
 
+    @property
+    def silent_inputs(self):
+        """The positions of the node's inputs that never receive a signal from this layer
+        (held constant): the reverse model does not carry zeros back from them."""
+        return ()
+
     def reverse(self, xs, ys, rs):
         raise NotImplementedError
 

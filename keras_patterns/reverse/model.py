@@ -232,8 +232,10 @@ def build_reverse_model(graph, reverse_layer_for, mode, start, name="reverse_mod
         ys = [values[t.index] for t in node.outputs]
         layer = named(reverse_layer_for(node))
         r_ins = layer(xs + ys + rs + [values[t.index] for t in layer.context])
-        for t, r in zip(node.inputs, r_ins):
-            arriving.setdefault(t.index, []).append(signals.after(layer, r, log_c))
+        silent = set(layer.silent_inputs)
+        for i, (t, r) in enumerate(zip(node.inputs, r_ins)):
+            if i not in silent:  # a held input: no zeros carried further back
+                arriving.setdefault(t.index, []).append(signals.after(layer, r, log_c))
         if budget:
             kept[node.name] = named(Absorbed(len(rs), name=f"kept__{layer.name}"))(
                 list(rs) + list(r_ins))

@@ -30,7 +30,7 @@ relevance, and the others share all of it.
 from dataclasses import dataclass
 
 from ..errors import NotAnalyzableModelError
-from ..graph import ACTIVATION, ATTENTION, EMBEDDING, PRODUCT, SCALE
+from ..graph import ACTIVATION, ATTENTION, CONSTANT, EMBEDDING, PRODUCT, SCALE
 from ..roles import QUOTIENTS
 
 CP_PAPER = ("Ali, Schnake, Eberle, Montavon, Mueller and Wolf, XAI for transformers: better "
@@ -105,7 +105,7 @@ class Signal:
             return False
         if node.role == EMBEDDING:
             return True
-        if node.role == SCALE or (node.role == ACTIVATION and node.family == "softmax"
+        if node.role in (SCALE, CONSTANT) or (node.role == ACTIVATION and node.family == "softmax"
                                   and self.treatment.holds_probabilities):
             return False
         inputs = node.inputs

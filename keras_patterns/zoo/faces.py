@@ -80,6 +80,7 @@ METHOD_KWARGS = {
     "vargrad": {"augment_by_n": 32, "noise_scale": 0.2, "seed": 0},
     "integrated_gradients": {"steps": 32},  # from the all-gray image (input 0)
     "random": {"seed": 0},
+    "rise": {"n_masks": 500, "seed": 0},  # a few masks per cell of its 7x7 grid
     "deep_taylor.bounded": {"low": INPUT_RANGE[0], "high": INPUT_RANGE[1]},
     "lrp.sequential_preset_b_flat_until_idx": {"until_layer_idx": 1},
     "lrp.bounded": {"low": INPUT_RANGE[0], "high": INPUT_RANGE[1]},
