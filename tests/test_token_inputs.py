@@ -266,3 +266,33 @@ def test_a_subclassed_model_hides_its_embedding_from_the_copy_methods():
     for name in ("integrated_gradients", "smoothgrad"):
         with pytest.raises(kp.NotAnalyzableModelError, match="integer input.*make it functional"):
             kp.create_analyzer(name, model).analyze(x)
+
+
+def test_integrated_gradients_on_a_keras_hub_bert_is_complete():
+    """Token ids and segment ids of a small keras-hub BERT (random weights): the sum of IG
+    over both equals f(x) - f(ref), ref being the zero token and segment embeddings (the
+    output with both tables set to zero); the padding mask gets zeros."""
+    keras_hub = pytest.importorskip("keras_hub")
+    keras.utils.set_random_seed(0)
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16,
+        max_sequence_length=12)
+    inputs = {k: keras.Input((12,), dtype="int32", name=k)
+              for k in ("token_ids", "segment_ids", "padding_mask")}
+    model = keras.Model(inputs, L.Dense(2)(backbone(inputs)["pooled_output"]))
+    x = {"token_ids": np.random.default_rng(0).integers(1, 50, (2, 12)).astype("int32"),
+         "segment_ids": np.repeat([[0] * 6 + [1] * 6], 2, axis=0).astype("int32"),
+         "padding_mask": np.array([[1] * 12, [1] * 8 + [0] * 4], "int32")}
+    ig = kp.create_analyzer("integrated_gradients", model, steps=256,
+                            neuron_selection_mode="index").analyze(x, neuron_selection=0)
+    tables = [backbone.token_embedding.embeddings, backbone.segment_embedding.embeddings]
+    saved = [t.numpy() for t in tables]
+    fx = model(x).numpy()[:, 0]
+    for t in tables:
+        t.assign(np.zeros_like(t.numpy()))
+    f_ref = model(x).numpy()[:, 0]
+    for t, s in zip(tables, saved):
+        t.assign(s)
+    np.testing.assert_allclose(ig["token_ids"].sum(1) + ig["segment_ids"].sum(1), fx - f_ref,
+                               rtol=5e-3, atol=2e-5)
+    assert not ig["padding_mask"].any()
