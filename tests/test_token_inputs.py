@@ -208,6 +208,8 @@ def test_bad_reference_tokens_are_named():
         kp.create_analyzer("integrated_gradients", model, reference_token=[0.5, None])
     with pytest.raises(kp.InvalidInputError, match="token input 'ids'.*reference_token="):
         kp.create_analyzer("integrated_gradients", model, reference_inputs=[1.0, 0])
+    with pytest.raises(kp.InvalidInputError, match="'pad'.*integer input feeds no Embedding"):
+        kp.create_analyzer("integrated_gradients", model, reference_inputs=[0, 1])
     with pytest.raises(kp.InvalidInputError, match="reference_token has 1 entries"):
         kp.create_analyzer("integrated_gradients", model, reference_token=[1])
 

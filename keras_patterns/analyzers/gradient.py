@@ -228,6 +228,14 @@ class IntegratedGradients(AveragedGradient):
                 raise InvalidInputError(
                     f"reference_token for input '{t.name}' is given, but that input feeds no "
                     "Embedding.")
+            if not t.is_floating:  # held as it is (a mask): no path, no reference
+                if ref is not None and not (np.ndim(ref) == 0 and ref == 0):
+                    raise InvalidInputError(
+                        f"reference_inputs for input '{t.name}' is given, but that integer "
+                        "input feeds no Embedding: it is held as it is, without a path.")
+                continue
+            if ref is None:
+                raise InvalidInputError(f"reference_inputs for input '{t.name}' is None.")
             if not _fits(np.shape(ref), t):
                 raise InvalidInputError(
                     f"reference_inputs for input '{t.name}' has shape {np.shape(ref)}; it must "
