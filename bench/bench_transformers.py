@@ -53,7 +53,7 @@ ANALYSIS_GOAL = 2.3
 BUILD_GOAL_S = 2.0
 MEMORY_GOAL = 1.3
 FIT_PER_BATCH_GOAL = 1.2
-METHODS = ("gradient", "attnlrp", "cp_lrp", "pattern.attribution")
+METHODS = ("gradient", "attnlrp", "cp_lrp", "pattern.attribution", "pattern.attribution:linear")
 SECTIONS = ("analysis", "fit", "memory")
 
 
@@ -145,16 +145,36 @@ def main():
             memory(name, args)
 
 
+def tape_gradient_build(model, x):
+    """Seconds to trace and run once a plain tape gradient of the model (the reference of
+    the build times; float inputs)."""
+    start = time.perf_counter()
+
+    @tf.function
+    def gradient(v):
+        with tf.GradientTape() as tape:
+            tape.watch(v)
+            y = model(v, training=False)
+        return tape.gradient(tf.reduce_max(y, axis=1), v)
+
+    gradient(x[:1])
+    return time.perf_counter() - start
+
+
 def analysis(model, forward, x, args):
-    patterns = quiet_fit(model, x, batch_size=len(x)) if x.dtype.kind == "f" else None
+    patterns = {t: quiet_fit(model, x, batch_size=len(x), pattern_type=t)
+                for t in ("relu", "linear")}
+    if x.dtype.kind == "f":
+        print(f"tape gradient: build + first call {tape_gradient_build(model, x):.2f} s")
     print(f"{'analyze / forward':<40} {'ratio':>9}   build + first call (s)")
     for name in METHODS:
-        if name == "pattern.attribution" and patterns is None:
-            print(f"{name:<40} {'':>9}   not run: patterns are fitted on float inputs")
-            continue
-        extra = {"patterns": patterns} if name.startswith("pattern.") else {}
+        method, _, pattern_type = name.partition(":")
+        extra = {}
+        if method.startswith("pattern."):
+            pattern_type = pattern_type or "relu"
+            extra = {"patterns": patterns[pattern_type], "pattern_type": pattern_type}
         start = time.perf_counter()
-        analyzer = kp.create_analyzer(name, model, batch_size=len(x), **extra)
+        analyzer = kp.create_analyzer(method, model, batch_size=len(x), **extra)
         analyzer.analyze(x[:1])
         t_build = time.perf_counter() - start
         t, t_forward = interleaved([functools.partial(analyzer.analyze, x),
@@ -185,9 +205,7 @@ def memory(name, args):
     tape = run_child({"model": name, "job": "tape"}, args)["rss"] - base
     print(f"memory above the forward pass's process ({base / 1024:.0f} MiB): tape gradient "
           f"{tape / 1024:.0f} MiB")
-    for method in METHODS[1:]:
-        if method.startswith("pattern.") and name != "vit":
-            continue
+    for method in METHODS[1:4]:
         extra = run_child({"model": name, "job": method}, args)["rss"] - base
         row(f"{method} / tape gradient", extra / max(tape, 1), MEMORY_GOAL,
             f"{extra / 1024:.0f} MiB")

@@ -16,9 +16,15 @@ from .errors import InvalidInputError
 from .inputs import check_shape, expected_shapes, positive_int
 
 
-def features(element, n_inputs):
-    """The model inputs of one element: drop labels and sample weights of (x, y[, w])."""
+def features(element, n_inputs, names=None):
+    """The model inputs of one element: drop labels and sample weights of (x, y[, w]); a
+    dict keyed by the inputs' `names` (their order) gives its values in that order."""
+    if isinstance(element, tuple) and element and isinstance(element[0], dict) and len(
+            element) in (2, 3):
+        element = element[0]
     if isinstance(element, dict):
+        if names and set(names) <= set(element):
+            return [element[name] for name in names]
         return list(element.values())
     if isinstance(element, tuple):
         if n_inputs == 1 and len(element) in (2, 3) or (
@@ -28,8 +34,15 @@ def features(element, n_inputs):
     return list(element) if isinstance(element, (list, tuple)) else [element]
 
 
+def _names(specs):
+    return [getattr(s, "name", None) for s in specs]
+
+
 def is_arrays(data):
     """Whether `data` is in-memory arrays (one array, or a list or tuple of them)."""
+    if isinstance(data, dict):
+        return len(data) > 0 and all(isinstance(v, (np.ndarray, tf.Tensor))
+                                     for v in data.values())
     return isinstance(data, (np.ndarray, tf.Tensor)) or (
         isinstance(data, (list, tuple)) and len(data) > 0 and isinstance(
             data[0], (np.ndarray, tf.Tensor, list, tuple)))
@@ -38,7 +51,7 @@ def is_arrays(data):
 def batched(dataset, specs, batch_size):
     """`dataset` batched by `batch_size` if its elements are single samples (one rank less
     than the model's first input `specs[0]`), else as it is."""
-    first = tf.nest.flatten(features(dataset.element_spec, len(specs)))[0]
+    first = tf.nest.flatten(features(dataset.element_spec, len(specs), _names(specs)))[0]
     if len(first.shape) == len(specs[0].shape) - 1:
         return dataset.batch(batch_size)
     return dataset
@@ -79,7 +92,7 @@ def _source(data, specs, batch_size, steps, caller):
         indices = range(n) if n is not None else itertools.count()
         return (data[i] for i in indices), "a PyDataset", n
     if is_arrays(data):
-        xs = [np.asarray(x) for x in features(data, n_inputs)]
+        xs = [np.asarray(x) for x in features(data, n_inputs, _names(specs))]
         n = len(xs[0]) if xs[0].ndim else 0
         if any((len(x) if x.ndim else 0) != n for x in xs):
             raise InvalidInputError(
@@ -135,7 +148,8 @@ class Batches:
         where = f"{self.caller}() on {self.where}"
         for number, element in enumerate(itertools.islice(self._source, self.steps),
                                          start=self._offset):
-            xs = _converted(features(element, n_inputs), self.specs, where)
+            xs = _converted(features(element, n_inputs, _names(self.specs)), self.specs,
+                            where)
             self._check_finite(xs, number)
             yield xs
 

@@ -37,8 +37,14 @@ class NeuronSelection(keras.layers.Layer):
         self.start = start
         self.built = True
 
+    @staticmethod
+    def signal_dtype(dtype):
+        """float64 outputs start a float64 signal; every other float32 (half precisions
+        widened)."""
+        return "float64" if "float64" in str(getattr(dtype, "name", dtype)) else "float32"
+
     def call(self, inputs):
-        y = tf.cast(inputs[0], "float32")
+        y = tf.cast(inputs[0], self.signal_dtype(inputs[0].dtype))
         flat = tf.reshape(y, (tf.shape(y)[0], -1))
         if self.mode == "all":
             mask = tf.ones_like(flat)
@@ -57,7 +63,7 @@ class NeuronSelection(keras.layers.Layer):
         return tf.reshape(start, tf.shape(y))
 
     def compute_output_spec(self, inputs):
-        return keras.KerasTensor(inputs[0].shape, dtype="float32")
+        return keras.KerasTensor(inputs[0].shape, dtype=self.signal_dtype(inputs[0].dtype))
 
 
 def normalize_index(neuron_selection, n_samples, n_outputs):

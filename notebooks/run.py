@@ -1,6 +1,6 @@
 """Executes notebooks with nbclient and saves them with their outputs.
 
-    python notebooks/run.py                          # both notebooks, in place
+    python notebooks/run.py                          # every notebook, in place
     python notebooks/run.py notebooks/faces.ipynb    # one of them
     python notebooks/run.py notebooks/quickstart.ipynb --out /tmp/executed.ipynb
 
@@ -26,7 +26,8 @@ from nbclient import NotebookClient
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-NOTEBOOKS = (HERE / "quickstart.ipynb", HERE / "faces.ipynb", HERE / "evaluation.ipynb")
+NOTEBOOKS = (HERE / "quickstart.ipynb", HERE / "faces.ipynb", HERE / "evaluation.ipynb",
+             HERE / "transformers.ipynb")
 KERNEL = "python3"
 #: names jupyter_client replaces by sys.executable when it starts a kernel
 _PYTHON_NAMES = {"python", f"python{sys.version_info[0]}", "python%d.%d" % sys.version_info[:2]}

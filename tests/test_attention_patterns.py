@@ -94,3 +94,25 @@ def test_queries_and_keys_receive_no_signal(toy):
     finally:
         mha._query_dense.kernel.assign(kernels[0])
         mha._key_dense.kernel.assign(kernels[1])
+
+
+def test_layer_norm_passes_the_signal_back_in_the_input_units():
+    """A LayerNormalization makes the model blind to the input's scale, so patterns fitted
+    on c·X explain c·X with c times the signal of X (PatternNet, in input units) and the
+    same attribution (PatternAttribution, in output units)."""
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((8,))
+    h = layers.LayerNormalization(epsilon=1e-9, name="ln")(layers.Dense(8, name="d1")(inp))
+    model = keras.Model(inp, layers.Dense(3, name="d2")(h))
+    model.get_layer("ln").gamma.assign(np.linspace(0.5, 2.0, 8).astype("float32"))
+    x = np.random.default_rng(0).normal(size=(400, 8)).astype("float32")
+    out = {}
+    for c in (1.0, 10.0):
+        for method in ("pattern.net", "pattern.attribution"):
+            analyzer = kp.create_analyzer(method, model, pattern_type="linear",
+                                          neuron_selection_mode="index")
+            analyzer.fit(c * x, batch_size=200)
+            out[method, c] = analyzer.analyze(c * x[:16], neuron_selection=0)
+    assert_close(out["pattern.net", 10.0], 10.0 * out["pattern.net", 1.0], rtol=1e-3)
+    assert_close(out["pattern.attribution", 10.0], out["pattern.attribution", 1.0],
+                 rtol=1e-3)

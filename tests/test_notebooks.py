@@ -1,4 +1,4 @@
-"""notebooks/: the three notebooks run from top to bottom and show what they promise.
+"""notebooks/: the four notebooks run from top to bottom and show what they promise.
 
 Each notebook is copied into a temporary folder and executed there with nbclient
 (``notebooks/run.py``: a fresh kernel of this interpreter, at most 300 s per cell, the
@@ -11,13 +11,17 @@ refusals (PReLU) and PatternNet's gray signal on gray faces; for the evaluation 
 paper's claims its prose discusses, read from its printed tables: the learned estimator S_a
 beats the filter S_w and random directions in every layer (rho of Eq. 1), every attribution
 degrades the digits faster than the random patch order, and Guided Backprop fails the sanity
-checks that the pattern methods pass.
+checks that the pattern methods pass; for the transformers notebook the digits ViT's test
+accuracy, the text model's accuracy, and its table of how often each method's most relevant
+token is a planted one (AttnLRP and CP-LRP find it nearly always, the gradient well above
+chance), with the token heat maps as PNG and inline HTML.
 
 The committed notebooks are checked too, without running them: stored with their outputs (every
 code cell executed, no errors, pictures present), so that they can be read without a kernel.
 
-Each notebook takes 15-35 s on two CPU cores (kernel start included), the three together about
-75 s, so running them is marked slow (the check of the stored notebooks is not).
+Each notebook takes 15-35 s on two CPU cores (kernel start included; the transformers one
+about 45 s once its models are cached), the four together about two minutes, so running them
+is marked slow (the check of the stored notebooks is not).
 """
 
 import base64
@@ -35,7 +39,7 @@ import keras_patterns as kp
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-NAMES = ("quickstart.ipynb", "faces.ipynb", "evaluation.ipynb")
+NAMES = ("quickstart.ipynb", "faces.ipynb", "evaluation.ipynb", "transformers.ipynb")
 # what TensorFlow's C++ start-up log looks like (the notebooks keep it out of their outputs)
 TF_LOG = re.compile(r"absl::InitializeLog|^[IWE]\d{4} \d\d:\d\d:\d\d", re.MULTILINE)
 
@@ -153,8 +157,28 @@ def _check_evaluation(nb):
     assert len(_pictures(nb)) == 2
 
 
+def _check_transformers(nb):
+    text = _stdout(nb)
+    assert _number(r"test accuracy: (\d\.\d+)", text) >= 0.95
+    assert _number(r"accuracy on 200 new sequences: (\d\.\d+)", text) >= 0.98
+    chance = _number(r"\(chance (\d\.\d+)\)", text)
+    assert 0.05 < chance < 0.15, chance
+    found = _rows(text, "method                 signed    |r|", 2)
+    assert set(found) == {"gradient", "input_t_gradient", "attnlrp", "cp_lrp", "pattern.net",
+                          "pattern.attribution"}, found
+    assert min(found["attnlrp"] + found["cp_lrp"]) >= 0.9, found
+    for name, values in found.items():
+        assert min(values) > 2 * chance, (name, found)
+    for name in ("smoothgrad", "guided_backprop"):
+        assert re.search(rf"^{re.escape(name)}: NotAnalyzableModelError", text, re.M), name
+    html = [out.data["text/html"] for out in _outputs(nb)
+            if out.output_type == "display_data" and "text/html" in out.data]
+    assert len(html) == 1 and html[0].count('class="token"') >= 4 * 16, html[:1]
+    assert len(_pictures(nb)) == 3
+
+
 CHECKS = {"quickstart.ipynb": _check_quickstart, "faces.ipynb": _check_faces,
-          "evaluation.ipynb": _check_evaluation}
+          "evaluation.ipynb": _check_evaluation, "transformers.ipynb": _check_transformers}
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -104,3 +104,21 @@ def test_multidimensional_output_is_flattened_per_sample():
     a = kp.create_analyzer("gradient", m, neuron_selection_mode="index")
     assert_close(a.analyze(x, neuron_selection=[0, 7, 19]),
                  tape_gradient(m, x, "index", [0, 7, 19]))
+
+
+def test_a_float64_model_starts_from_its_float64_value():
+    """The start value y is not rounded to float32: LRP-0 of a linear float64 model is x W
+    to float64 precision."""
+    import keras
+    import numpy as np
+
+    import keras_patterns as kp
+
+    inp = keras.Input((6,), dtype="float64")
+    dense = keras.layers.Dense(3, use_bias=False, dtype="float64")
+    model = keras.Model(inp, dense(inp))
+    x = np.random.default_rng(0).normal(size=(4, 6))
+    got = kp.create_analyzer("lrp.z", model, neuron_selection_mode="index").analyze(
+        x, neuron_selection=0)
+    expected = x * dense.kernel.numpy()[:, 0]
+    assert np.max(np.abs(got - expected)) < 1e-12

@@ -5,7 +5,8 @@ theirs when imported, in the order `list_analyzers()` shows them: the baselines,
 gradient family, the rectifier methods, the pattern methods, LRP (one analyzer per rule and
 per preset of `keras_patterns.rules`, also those registered later), Deep Taylor, the
 relevance methods for transformers (AttnLRP, CP-LRP), the methods that mask the input
-(`perturbation`) and the class activation maps (`cam`).
+(`perturbation`), the class activation maps (`cam`) and the linear surrogates on segments
+of the input (`surrogate`).
 """
 
 import os
@@ -18,6 +19,7 @@ import keras
 from . import baselines, gradient, rectifier, pattern, lrp, deep_taylor, attention  # noqa: F401
 from . import perturbation  # noqa: F401
 from . import cam  # noqa: F401
+from . import surrogate  # noqa: F401
 # isort: on
 from .base import Analyzer, UnknownParameterError
 from .catalog import (

@@ -263,7 +263,7 @@ class ScoreCAM(LayerMap, MaskedCopies):
 
     _concatenate = True
 
-    def _from_scores(self, x, totals, base, state):
+    def _from_scores(self, x, totals, base, state, layout):
         scores = totals[0]
         if self.weights == "softmax":
             weights = tf.nn.softmax(scores, axis=1)

@@ -23,7 +23,7 @@ from ..patterns.estimators import ESTIMATORS, estimator
 from ..patterns.fit import fit_patterns
 from ..patterns.identity import fingerprints, layout, pattern_keys, probe
 from ..patterns.patterns import Patterns, check_fit
-from ..reverse import GatedGradient, HeldConstant, PatternReverse
+from ..reverse import GatedGradient, HeldConstant, NormPattern, PatternReverse
 from ..rules.attention import CP, Signal, attention_shares, factor_shares
 from .catalog import register_analyzer
 from .reverse import ReverseAnalyzer
@@ -217,14 +217,14 @@ class _PatternAnalyzer(ReverseAnalyzer):
         return self._kernels[key]
 
     def _gated_reverse(self, node):
-        """Through attention, products and normalisations the signal passes as the
-        gradient does with the attention probabilities and normalisation scales held
-        constant (per-sample gates, as a rectifier's mask is): to the values, not to the
-        queries and keys."""
+        """Through attention and products the signal passes as the gradient does with the
+        attention probabilities and normalisation scales held constant (per-sample gates,
+        as a rectifier's mask is): to the values, not to the queries and keys. Through a
+        LayerNormalization, along its pattern (`reverse.NormPattern`)."""
         if node.role == SCALE or node.role == ACTIVATION:  # a scale; the softmax
             return HeldConstant(node)
         if node.role == NORM:
-            return GatedGradient(node, [1.0])
+            return NormPattern(node, self.attribution)
         if self._signal is None:
             self._signal = Signal(self.graph, CP)
         shares = (attention_shares if node.role == ATTENTION else factor_shares)(

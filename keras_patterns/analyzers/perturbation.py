@@ -77,7 +77,9 @@ class MaskedCopies(Analyzer):
     A subclass draws the masks' parameters (`_layout`: arrays whose first axis counts the
     masks), makes the masks of a group from them (`_masks`), reduces a group's scores
     (`_collect`: summed over the groups, or concatenated where `_concatenate`) and turns the
-    totals into the explanation (`_from_scores`).
+    totals into the explanation (`_from_scores`, which gets the layout too). `_explain`
+    explains a set of samples from their reference pass (a subclass may cut a chunk into
+    such sets and give each its own state).
     """
 
     explains_any_layer = True
@@ -110,8 +112,9 @@ class MaskedCopies(Analyzer):
         """A group's contribution from its scores (group, batch): sample-first tensors."""
         raise NotImplementedError
 
-    def _from_scores(self, x, totals, base, state):
-        """The explanation of the chunk `x` from the totals over all groups."""
+    def _from_scores(self, x, totals, base, state, layout):
+        """The explanation of the chunk `x` from the totals over all groups (and the
+        masks' parameters)."""
         raise NotImplementedError
 
     def _group(self, per_sample, layout):
@@ -135,6 +138,12 @@ class MaskedCopies(Analyzer):
         n = int(x.shape[0])
         index = tf.zeros((n,), tf.int32) if index is None else tf.constant(index, tf.int32)
         index, base, state = self._reference_function(x, index)
+        return [np.asarray(self._explain(x, index, base, state, strategy))]
+
+    def _explain(self, x, index, base, state, strategy):
+        """The explanation of the samples `x` from their reference pass: the masks drawn,
+        evaluated in groups and combined."""
+        n = int(x.shape[0])
         layout = self._layout(x, state)
         count = len(layout[0])
         group = max(1, self.batch_size // n)
@@ -150,7 +159,7 @@ class MaskedCopies(Analyzer):
                 totals = [t + p for t, p in zip(totals, part)]
         if self._concatenate:
             totals = [tf.concat(t, axis=1) for t in totals]
-        return [np.asarray(self._from_scores(x, totals, base, state))]
+        return self._from_scores(x, totals, base, state, layout)
 
 
 def _sizes(value, name, rank):
@@ -243,8 +252,8 @@ class Occlusion(MaskedCopies):
                                                                      tf.int32)], 0))
         return [tf.reduce_sum(drop * tf.cast(1.0 - masks, tf.float32), axis=0)]
 
-    def _from_scores(self, x, totals, base, state):
-        bounds = self._patches(tuple(x.shape[1:-1]))
+    def _from_scores(self, x, totals, base, state, layout):
+        bounds = layout[0]
         rank = len(x.shape) - 2
         count = np.zeros(tuple(x.shape[1:-1]), np.float32)
         for row in bounds:
@@ -319,5 +328,5 @@ class RISE(MaskedCopies):
                                                 tf.ones([tf.rank(masks) - 2], tf.int32)], 0))
         return [tf.reduce_sum(weights * tf.cast(masks, tf.float32), axis=0)]
 
-    def _from_scores(self, x, totals, base, state):
+    def _from_scores(self, x, totals, base, state, layout):
         return over_channels(totals[0] / (self.n_masks * self.probability), x)

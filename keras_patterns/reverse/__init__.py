@@ -9,6 +9,7 @@ from .attention import (
     HeldConstant,
     IdentityRuleGradient,
     LinearizedRelevance,
+    NormPattern,
     NormRelevance,
 )
 from .embedding import EmbeddingCut, EmbeddingReverse, EmbeddingTimesInputReverse
@@ -22,6 +23,6 @@ __all__ = [
     "ReverseLayer", "vjp", "GradientReverse", "DeconvnetReverse", "GuidedReverse",
     "EmbeddingCut", "EmbeddingReverse", "EmbeddingTimesInputReverse", "PatternReverse",
     "KernelRelevance", "SumRelevance", "PassRelevance", "LinearizedRelevance",
-    "NormRelevance", "HeldConstant", "GatedGradient", "IdentityRuleGradient",
+    "NormRelevance", "HeldConstant", "GatedGradient", "IdentityRuleGradient", "NormPattern",
     "build_reverse_model",
 ]

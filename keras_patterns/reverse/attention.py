@@ -14,6 +14,7 @@
   with the gates held constant, to the inputs that carry signal only; with a product's
   shares, AttnLRP's modified gradient.
 - `IdentityRuleGradient`: the identity rule of activations in gradient form.
+- `NormPattern`: PatternNet and PatternAttribution through LayerNormalization.
 
 The gradient form (lxt's efficient form of AttnLRP): relevance = input ⊙ a modified
 gradient. With LRP-0 at every linear layer, the relevance form's R = x ⊙ g holds at every
@@ -107,6 +108,36 @@ class IdentityRuleGradient(ReverseLayer):
     def reverse(self, xs, ys, rs):
         x = xs[0]
         return [tf.cast(rs[0], x.dtype) * tf.cast(ys[0], x.dtype) / stabilize(x)]
+
+
+class NormPattern(ReverseLayer):
+    """PatternNet and PatternAttribution through LayerNormalization with its scale held:
+    per feature the map is y = (γ/σ) x (up to the mean, which is not a signal direction of
+    one feature), a diagonal kernel whose pattern, normalised so that wᵀa = 1, is a = σ/γ.
+    PatternNet passes the signal back along it (r σ/γ: back in the input's units);
+    PatternAttribution along w ⊙ a = 1, unchanged."""
+
+    label = "norm_pattern"
+
+    def __init__(self, node, attribution, **kwargs):
+        super().__init__(node, **kwargs)
+        self.attribution = bool(attribution)
+
+    def reverse(self, xs, ys, rs):
+        r = rs[0]
+        if self.attribution:
+            return [r]
+        layer, x = self.node.op, xs[0]
+        rank = len(x.shape)
+        axes = sorted(a % rank for a in ([layer.axis] if isinstance(layer.axis, int)
+                                         else layer.axis))
+        _, variance = tf.nn.moments(tf.cast(x, tf.float32), axes, keepdims=True)
+        sigma = tf.sqrt(variance + layer.epsilon)
+        gamma = getattr(layer, "gamma", None)
+        if gamma is not None:
+            shape = [x.shape[a] if a in axes else 1 for a in range(rank)]
+            sigma = sigma / stabilize(tf.reshape(tf.cast(gamma, tf.float32), shape))
+        return [tf.cast(r, tf.float32) * sigma]
 
 
 class HeldConstant(ReverseLayer):

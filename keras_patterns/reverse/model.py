@@ -156,6 +156,11 @@ class _Scaled(_Plain):
         return self.named(scaled_signals.Unscale(name="unscale"))(list(pair))
 
 
+def _batched(tensor):
+    """Whether a graph tensor has the batch axis first (not a size or a weight's value)."""
+    return len(tensor.shape) > 0 and tensor.shape[0] is None
+
+
 def build_reverse_model(graph, reverse_layer_for, mode, start, name="reverse_model",
                         scaled=False, budget=False):
     """Build the reverse model of `graph` (one output).
@@ -236,9 +241,10 @@ def build_reverse_model(graph, reverse_layer_for, mode, start, name="reverse_mod
         for i, (t, r) in enumerate(zip(node.inputs, r_ins)):
             if i not in silent:  # a held input: no zeros carried further back
                 arriving.setdefault(t.index, []).append(signals.after(layer, r, log_c))
-        if budget:
+        if budget and all(_batched(t) for t in node.outputs):
             kept[node.name] = named(Absorbed(len(rs), name=f"kept__{layer.name}"))(
-                list(rs) + list(r_ins))
+                list(rs) + [r for i, (t, r) in enumerate(zip(node.inputs, r_ins))
+                            if i not in silent and _batched(t)])
 
     explanations = []
     for t in graph.inputs:

@@ -8,6 +8,8 @@ scripts in ``applications/`` explain.
   LFW faces and non-faces.
 * :mod:`keras_patterns.zoo.imagenet`: the ImageNet classifiers of ``keras.applications``
   ending in logits, with each family's preprocessing and its inverse.
+* :mod:`keras_patterns.zoo.transformers`: a small ViT trained on the digits, and a text
+  transformer trained on sequences whose deciding tokens are planted (known evidence).
 
 Nothing here downloads anything except the ImageNet weights, which Keras fetches on first
 use. The data and weights come from optional packages (the demo extra:
@@ -18,11 +20,11 @@ none of them.
 
 from .extras import DEMO_MODULES, check_installed
 
-__all__ = ["DEMO_MODULES", "check_installed", "digits", "faces", "imagenet"]
+__all__ = ["DEMO_MODULES", "check_installed", "digits", "faces", "imagenet", "transformers"]
 
 
 def __getattr__(name):
-    if name in ("digits", "faces", "imagenet"):
+    if name in ("digits", "faces", "imagenet", "transformers"):
         import importlib
 
         module = importlib.import_module(f".{name}", __name__)
