@@ -142,3 +142,20 @@ def test_parameter_errors():
 def test_select_oracle_is_one_hot():
     y = np.array([[1.0, 3.0, 2.0]])
     assert np.array_equal(select(y, "max_activation"), [[0, 1, 0]])
+
+
+def test_a_float64_model_is_explained_in_float64():
+    """The copies' weights take the gradients' dtype (a float64 model failed)."""
+    keras.utils.set_random_seed(1)
+    m = keras.Sequential([keras.Input((4,), dtype="float64"),
+                          layers.Dense(3, activation="tanh", dtype="float64"),
+                          layers.Dense(2, dtype="float64")])
+    x = np.random.default_rng(1).normal(size=(2, 4))
+    index = np.argmax(m(x).numpy(), axis=1)
+    got = kp.create_analyzer("integrated_gradients", m, steps=4).analyze(x)
+    grads = [tape_gradient(m, k / 4 * x, "index", index) for k in range(4)]
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, x * np.mean(grads, axis=0), rtol=1e-12)
+    for name in ("smoothgrad", "vargrad", "squaregrad"):
+        e = kp.create_analyzer(name, m, augment_by_n=3, seed=0).analyze(x)
+        assert e.dtype == np.float64 and np.isfinite(e).all()

@@ -108,7 +108,8 @@ class AveragedGradient(ReverseAnalyzer):
         flat = []
         for o, x in zip(out, xs):
             o = tf.reshape(o, tf.concat([[group], tf.shape(x)], 0))
-            w = tf.reshape(weight, tf.concat([[group], tf.ones_like(tf.shape(x))], 0))
+            w = tf.reshape(tf.cast(weight, o.dtype),
+                           tf.concat([[group], tf.ones_like(tf.shape(x))], 0))
             flat.extend(self._statistics(o, w))
         return flat
 
@@ -132,17 +133,19 @@ class AveragedGradient(ReverseAnalyzer):
             index = tf.zeros((n,), tf.int32)
         index = tf.convert_to_tensor(index, tf.int32)
         group = max(1, min(self.n_copies, self.batch_size // n))
-        totals, seen = None, 0
+        totals, seen, dtypes = None, 0, None
         for first in range(0, self.n_copies, group):
             flat = self._group_function(strategy, [*values, index, keys], tf.constant(first),
                                         group)
             size = len(flat) // len(values)
             parts = [flat[j * size:(j + 1) * size] for j in range(len(values))]
             count = min(group, self.n_copies - first)
-            totals = parts if totals is None else [
-                self._merge(t, p, seen, count) for t, p in zip(totals, parts)]
+            if totals is None:
+                totals, dtypes = parts, [p[0].dtype for p in parts]
+            else:
+                totals = [self._merge(t, p, seen, count) for t, p in zip(totals, parts)]
             seen += count
-        averages = [tf.cast(self._average(t, self.n_copies), tf.float32) for t in totals]
+        averages = [tf.cast(self._average(t, self.n_copies), d) for t, d in zip(totals, dtypes)]
         out = self.cut.per_input(self._combine(values, averages), self.per_dimension)
         return [e.numpy() for e in out]
 
