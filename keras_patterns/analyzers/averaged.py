@@ -192,7 +192,7 @@ class NoisyGradient(AveragedGradient):
 
     def _copies(self, x, k, i, keys):
         n_inputs = len(self.cut.body.inputs)
-        stddev = self.noise_stddev(i)
+        stddev = tf.cast(self.noise_stddev(i), x.dtype)
         if self.seed is None:  # fresh noise: one draw for the whole group
             seed = tf.stack([keys[0], tf.cast(k[0], tf.int64) * n_inputs + i])
             shape = tf.concat([tf.shape(k), tf.shape(x)], 0)
