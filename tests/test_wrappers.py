@@ -119,11 +119,15 @@ def test_integrated_gradients_completeness():
     np.testing.assert_allclose(ig.sum(axis=1), y - y0, rtol=2e-2, atol=1e-3)
 
 
-def test_wrappers_refuse_token_inputs():
+def test_wrappers_refuse_an_embedding_of_computed_ids():
+    """Token inputs are explained in embedding space (tests/test_token_inputs.py); ids that
+    reach an Embedding through another layer have no embedding output to modify."""
     i = keras.Input((4,), dtype="int32")
-    m = keras.Model(i, layers.Dense(2)(layers.Flatten()(layers.Embedding(10, 3)(i))))
-    for name in ("smoothgrad", "integrated_gradients"):
-        with pytest.raises(kp.NotAnalyzableModelError, match="integer input"):
+    ids = layers.Reshape((2, 2), name="regroup")(i)
+    h = layers.Flatten()(layers.Embedding(10, 3, name="lookup")(ids))
+    m = keras.Model(i, layers.Dense(2)(h))
+    for name in ("smoothgrad", "integrated_gradients", "vargrad", "squaregrad"):
+        with pytest.raises(kp.NotAnalyzableModelError, match="'lookup'.*computed tensor"):
             kp.create_analyzer(name, m)
 
 
@@ -138,3 +142,20 @@ def test_parameter_errors():
 def test_select_oracle_is_one_hot():
     y = np.array([[1.0, 3.0, 2.0]])
     assert np.array_equal(select(y, "max_activation"), [[0, 1, 0]])
+
+
+def test_a_float64_model_is_explained_in_float64():
+    """The copies' weights take the gradients' dtype (a float64 model failed)."""
+    keras.utils.set_random_seed(1)
+    m = keras.Sequential([keras.Input((4,), dtype="float64"),
+                          layers.Dense(3, activation="tanh", dtype="float64"),
+                          layers.Dense(2, dtype="float64")])
+    x = np.random.default_rng(1).normal(size=(2, 4))
+    index = np.argmax(m(x).numpy(), axis=1)
+    got = kp.create_analyzer("integrated_gradients", m, steps=4).analyze(x)
+    grads = [tape_gradient(m, k / 4 * x, "index", index) for k in range(4)]
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, x * np.mean(grads, axis=0), rtol=1e-12)
+    for name in ("smoothgrad", "vargrad", "squaregrad"):
+        e = kp.create_analyzer(name, m, augment_by_n=3, seed=0).analyze(x)
+        assert e.dtype == np.float64 and np.isfinite(e).all()

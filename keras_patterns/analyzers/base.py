@@ -284,7 +284,8 @@ class Analyzer(Compatible):
 
         Returns:
             An array shaped like `X` (a list or dict of arrays, one per input, for a list or
-            dict).
+            dict); with `per_dimension=True` a token input's explanation has the embedding
+            dimension last (`ReverseAnalyzer`).
 
         Raises:
             InvalidInputError: for inputs that do not fit the model (shape, count, dtype,

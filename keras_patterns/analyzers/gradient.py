@@ -1,18 +1,19 @@
-"""The gradient family: gradient, input x gradient, SmoothGrad, Integrated Gradients.
+"""The gradient family: gradient, input x gradient, SmoothGrad, VarGrad, SquareGrad,
+Integrated Gradients.
 
-All start the reverse pass with 1 at the selected output (paper appendix A.1).
+All start the reverse pass with 1 at the selected output (paper appendix A.1). A token
+input is explained in embedding space (`ReverseAnalyzer`): the gradient at its embedding
+output, input times gradient there, and so on, summed over the embedding dimension.
 """
 
 import numpy as np
 import tensorflow as tf
 
-from .. import replicas
-from ..compiled import compiled
-from ..errors import InvalidInputError, NotAnalyzableModelError
+from ..errors import InvalidInputError
 from ..graph import EMBEDDING
 from ..inputs import positive_int
-from ..noise import normal_copies, sample_keys
-from ..reverse import EmbeddingTimesInputReverse
+from ..reverse import EmbeddingCut, EmbeddingTimesInputReverse
+from .averaged import AveragedGradient, NoisyGradient
 from .catalog import register_analyzer
 from .reverse import ReverseAnalyzer
 
@@ -52,7 +53,8 @@ class Gradient(ReverseAnalyzer):
 
 @register_analyzer("input_t_gradient")
 class InputTimesGradient(ReverseAnalyzer):
-    """Input times gradient; for token inputs, embedding vector times gradient summed."""
+    """Input times gradient; for token inputs, embedding vector times gradient summed over
+    the embedding dimension."""
 
     explains_any_layer = True
     description = "input times gradient"
@@ -66,111 +68,17 @@ class InputTimesGradient(ReverseAnalyzer):
         return super().reverse_layer_for(node)
 
     def _postprocess(self, xs, explanations):
-        return [e * tf.cast(x, e.dtype) if t.is_floating else e
-                for t, x, e in zip(self.graph.inputs, xs, explanations)]
-
-
-class _AveragedGradient(ReverseAnalyzer):
-    """Mean of gradients over `n_copies` modified copies of each input.
-
-    The copies of a chunk of samples are processed in groups, so that one reverse pass
-    never sees more than about `batch_size` samples: memory stays bounded for any number
-    of copies.
-    """
-
-    n_copies = 1
-    explains_any_layer = True
-    # the compiled functions, built on first use
-    _group_function = None
-    _index_function = None
-
-    def _check_model(self, graph):
-        ints = [t.name for t in graph.inputs if not t.is_floating]
-        if ints:
-            raise NotAnalyzableModelError(
-                f"'{self.name}' modifies the input values, which is undefined for the "
-                f"integer input(s) {', '.join(ints)}."
-            )
-
-    def _reverse_mode(self):
-        # The neuron is chosen once, on the unmodified input; the copies use its index.
-        return "all" if self.neuron_selection_mode == "all" else "index"
-
-    def _forward_index(self, xs):
-        out = self.model(xs if len(xs) > 1 else xs[0], training=False)
-        y = tf.nest.flatten(out)[self.output_index or 0]
-        flat = tf.reshape(y, (tf.shape(y)[0], -1))
-        return tf.argmax(flat, axis=1, output_type=tf.int32)
-
-    def _copies(self, x, k, i, keys):
-        """Copies number `k` (a vector) of input `i`, shaped (len(k), batch, ...); `keys`
-        identify the samples (see `noise`)."""
-        raise NotImplementedError
-
-    def _keys(self, xs):
-        """Per-sample keys of the copies' randomness (see `noise`); none by default."""
-        return np.zeros(len(xs[0]), np.int64)
-
-    def _per_copy(self, gradient):
-        return gradient
-
-    def _combine(self, xs, mean_gradients):
-        return mean_gradients
-
-    def _group_sum(self, xs, index, first, group, keys):
-        """Sum of the (post-processed) gradients of copies first..first+group-1."""
-        k = first + tf.range(group)
-        weight = tf.cast(k < self.n_copies, tf.float32)
-        batch = tf.shape(xs[0])[0]
-        stacked = []
-        for i, x in enumerate(xs):
-            c = self._copies(x, k, i, keys)
-            stacked.append(tf.reshape(c, tf.concat([[group * batch], tf.shape(x)[1:]], 0)))
-        inputs = stacked + ([tf.tile(index, [group])] if self._reverse_mode() == "index" else [])
-        out = self.reverse_model(inputs, training=False)
-        out = list(out) if isinstance(out, (list, tuple)) else [out]
-        sums = []
-        for o, x in zip(out, xs):
-            o = tf.reshape(self._per_copy(o), tf.concat([[group], tf.shape(x)], 0))
-            w = tf.reshape(weight, tf.concat([[group], tf.ones_like(tf.shape(x))], 0))
-            sums.append(tf.reduce_sum(o * w, axis=0))
-        return sums
-
-    def _group_sum_split(self, per_sample, first, group):
-        n_inputs = len(per_sample) - 2
-        return self._group_sum(per_sample[:n_inputs], per_sample[n_inputs], first, group,
-                               per_sample[n_inputs + 1])
-
-    def _analyze_batch(self, xs, index, strategy):
-        if self._group_function is None:
-            self._group_function = replicas.Split(
-                compiled(self._group_sum_split, self.jit_compile))
-            self._index_function = compiled(self._forward_index)
-        keys = tf.constant(self._keys(xs))
-        xs = [tf.convert_to_tensor(x) for x in xs]
-        n = len(xs[0])
-        if self.neuron_selection_mode == "max_activation":
-            index = self._index_function(xs)
-        elif index is None:
-            index = tf.zeros((n,), tf.int32)
-        index = tf.convert_to_tensor(index, tf.int32)
-        group = max(1, min(self.n_copies, self.batch_size // n))
-        totals = None
-        for first in range(0, self.n_copies, group):
-            sums = self._group_function(strategy, [*xs, index, keys], tf.constant(first),
-                                        group)
-            totals = sums if totals is None else [t + s for t, s in zip(totals, sums)]
-        means = [t / self.n_copies for t in totals]
-        return [e.numpy() for e in self._combine(xs, means)]
+        return [e * x if x.dtype.is_floating else e for x, e in zip(xs, explanations)]
 
 
 @register_analyzer("smoothgrad")
-class SmoothGrad(_AveragedGradient):
+class SmoothGrad(NoisyGradient):
     """Mean gradient over `augment_by_n` noisy copies x + N(0, noise_scale^2) of the input.
 
     Args:
         augment_by_n: the number of noisy copies of each sample.
-        noise_scale: standard deviation of the Gaussian noise (in input units).
+        noise_scale: standard deviation of the Gaussian noise (in input units; for a token
+            input, relative to the range of its embedding's values).
         postprocess: None, "abs" or "square", applied to each gradient before averaging.
         seed: seed of the noise. With a seed, the same sample gets the same noise (and the
             same explanation) in every call, whatever the batch it is in or its position
@@ -184,94 +92,209 @@ class SmoothGrad(_AveragedGradient):
 
     def __init__(self, model, augment_by_n=64, noise_scale=1.0, postprocess=None, seed=None,
                  **kwargs):
-        augment_by_n = positive_int(augment_by_n, "augment_by_n")
         self._post = postprocessing(postprocess)
-        self.augment_by_n = augment_by_n
-        self.noise_scale = float(noise_scale)
         self.postprocess = postprocess
-        self.seed = seed
-        self.n_copies = augment_by_n
-        super().__init__(model, **kwargs)
-
-    def _keys(self, xs):
-        return sample_keys(xs, self.seed)
-
-    def _copies(self, x, k, i, keys):
-        n_inputs = len(self.graph.inputs)
-        if self.seed is None:  # fresh noise: one draw for the whole group
-            seed = tf.stack([keys[0], tf.cast(k[0], tf.int64) * n_inputs + i])
-            shape = tf.concat([tf.shape(k), tf.shape(x)], 0)
-            noise = tf.random.stateless_normal(shape, seed, stddev=self.noise_scale,
-                                               dtype=x.dtype)
-        else:  # per sample, from its key: the same noise whatever the batch
-            noise = normal_copies(x, keys, k, i, n_inputs, self.noise_scale)
-        return x[None] + noise
+        super().__init__(model, augment_by_n=augment_by_n, noise_scale=noise_scale,
+                         seed=seed, **kwargs)
 
     def _per_copy(self, gradient):
         return self._post(gradient)
 
 
+@register_analyzer("squaregrad")
+class SquareGrad(NoisyGradient):
+    """Mean squared gradient over `augment_by_n` noisy copies of the input (the parameters
+    `augment_by_n`, `noise_scale` and `seed` of `NoisyGradient`, as for SmoothGrad)."""
+
+    # non-negative magnitudes, not in input units: drawn as a heat map
+    returns = "attribution"
+    description = "mean squared gradient over noisy copies of the input"
+    example = {"augment_by_n": 8, "noise_scale": 0.1, "seed": 0}
+    citation = ("Hooker, Erhan, Kindermans and Kim, A benchmark for interpretability methods "
+                "in deep neural networks, NeurIPS 2019")
+
+    def _per_copy(self, gradient):
+        return tf.square(gradient)
+
+
+@register_analyzer("vargrad")
+class VarGrad(NoisyGradient):
+    """Variance of the gradient over `augment_by_n` noisy copies of the input.
+
+    The variance (1/n, about the copies' mean) is accumulated over groups of copies from
+    each group's sum and sum of squared deviations from its own mean (Chan, Golub and
+    LeVeque's pairwise update, in float64), which does not cancel as E[g^2] - E[g]^2 does.
+    The parameters `augment_by_n`, `noise_scale` and `seed` are those of `NoisyGradient`,
+    as for SmoothGrad.
+    """
+
+    returns = "attribution"  # as SquareGrad
+    description = "variance of the gradient over noisy copies of the input"
+    example = {"augment_by_n": 8, "noise_scale": 0.1, "seed": 0}
+    citation = ("Adebayo, Gilmer, Goodfellow and Kim, Local explanation methods for deep "
+                "neural networks lack sensitivity to parameter randomization, ICLR workshop "
+                "2018")
+
+    def _statistics(self, gradients, weight):
+        count = tf.reduce_sum(weight)
+        total = tf.reduce_sum(gradients * weight, axis=0)
+        deviations = tf.reduce_sum(weight * tf.square(gradients - total / count), axis=0)
+        return [total, deviations]
+
+    def _merge(self, total, part, n_total, n_part):
+        (s_a, m_a), (s_b, m_b) = [[tf.cast(v, tf.float64) for v in pair]
+                                  for pair in (total, part)]
+        delta = s_b / n_part - s_a / n_total
+        n = n_total + n_part
+        return [s_a + s_b, m_a + m_b + tf.square(delta) * (n_total * n_part / n)]
+
+    def _average(self, total, n):
+        return total[1] / n
+
+
+def _fits(shape, t):
+    """Whether an array of `shape` broadcasts to one sample of the graph tensor `t` (a
+    leading batch axis of 1 allowed)."""
+    sample = tuple(t.shape[1:])
+    if len(shape) == len(sample) + 1 and shape[0] == 1:
+        shape = shape[1:]  # one sample with its batch axis
+    return len(shape) <= len(sample) and all(
+        d == 1 or s is None or d == s for d, s in zip(shape[::-1], sample[::-1]))
+
+
+def _per_input(value, n, name, several=True):
+    """`value` as one entry per model input: a list or tuple with one per input (where the
+    model has `several` inputs), else the same value for each."""
+    if isinstance(value, (list, tuple)) and (n > 1 or not several):
+        if len(value) != n:
+            raise InvalidInputError(
+                f"{name} has {len(value)} entries for the model's {n} input(s).")
+        return list(value)
+    return [value] * n
+
+
 @register_analyzer("integrated_gradients")
-class IntegratedGradients(_AveragedGradient):
+class IntegratedGradients(AveragedGradient):
     """(x - x_ref) times the mean gradient at `steps` points from x_ref towards x.
 
     The points are x_ref + (k/steps) (x - x_ref), k = 0..steps-1: the left Riemann sum of
-    the path integral, as in iNNvestigate, so its numbers are reproduced.
+    the path integral, as in iNNvestigate, so its numbers are reproduced. A token input's
+    path runs in embedding space, from the reference embedding e_ref to its embedding
+    output e (as Captum's LayerIntegratedGradients on the embedding layer): a token gets
+    the sum over the embedding dimension of (e - e_ref) times the mean gradient.
 
     Args:
         reference_inputs: x_ref: a scalar or an array broadcastable to one sample (default
-            0); a list with one per input for a model with several.
+            0); a list with one per input for a model with several. Not used for token
+            inputs (see `reference_token`): their entry must be 0 or None.
         steps: the number of points on the path.
+        reference_token: the reference of token inputs: None (default) for the zero
+            vector, or a token id (e.g. the padding token) or an array of ids
+            broadcastable to one sample, whose embedding is e_ref (for every token input);
+            for a model with several inputs also a list with one per input (None for the
+            others).
 
     Raises:
-        InvalidInputError: a reference of the wrong shape (naming the input) or with NaN.
+        InvalidInputError: a reference of the wrong shape (naming the input) or with NaN,
+            or a reference token that is no id of the embedding's vocabulary.
     """
 
     description = "integrated gradients along the straight path from a reference input"
     citation = ("Sundararajan, Taly and Yan, Axiomatic attribution for deep networks, ICML "
                 "2017")
 
-    def __init__(self, model, reference_inputs=0, steps=64, **kwargs):
+    def __init__(self, model, reference_inputs=0, steps=64, reference_token=None, **kwargs):
         steps = positive_int(steps, "steps")
         self.steps = steps
         self.n_copies = steps
         self.reference_inputs = reference_inputs
+        self.reference_token = reference_token
         super().__init__(model, **kwargs)
 
     def _check_model(self, graph):
         super()._check_model(graph)
         n = len(graph.inputs)
-        refs = self.reference_inputs
-        refs = list(refs) if isinstance(refs, (list, tuple)) else [refs] * n
-        if len(refs) != n:
-            raise InvalidInputError(
-                f"reference_inputs has {len(refs)} entries for the model's {n} input(s).")
-        for ref, t in zip(refs, graph.inputs):
-            sample, shape = tuple(t.shape[1:]), np.shape(ref)
-            if len(shape) == len(sample) + 1 and shape[0] == 1:
-                shape = shape[1:]  # one sample with its batch axis
-            fits = len(shape) <= len(sample) and all(
-                d == 1 or s is None or d == s for d, s in zip(shape[::-1], sample[::-1]))
-            if not fits:
+        refs = _per_input(self.reference_inputs, n, "reference_inputs", several=False)
+        vocabularies = {}
+        for lookup in EmbeddingCut(graph).lookups:
+            i = graph.inputs.index(lookup.inputs[0])
+            vocabularies[i] = min(vocabularies.get(i, lookup.op.input_dim), lookup.op.input_dim)
+        tokens = self._reference_tokens(n, vocabularies)
+        for i, (ref, ids, t) in enumerate(zip(refs, tokens, graph.inputs)):
+            if i in vocabularies:
+                self._check_token_reference(ref, ids, t, vocabularies[i])
+                continue
+            if ids is not None:
+                raise InvalidInputError(
+                    f"reference_token for input '{t.name}' is given, but that input feeds no "
+                    "Embedding.")
+            if not t.is_floating:  # held as it is (a mask): no path, no reference
+                if ref is not None and not (np.ndim(ref) == 0 and ref == 0):
+                    raise InvalidInputError(
+                        f"reference_inputs for input '{t.name}' is given, but that integer "
+                        "input feeds no Embedding: it is held as it is, without a path.")
+                continue
+            if ref is None:
+                raise InvalidInputError(f"reference_inputs for input '{t.name}' is None.")
+            if not _fits(np.shape(ref), t):
                 raise InvalidInputError(
                     f"reference_inputs for input '{t.name}' has shape {np.shape(ref)}; it must "
-                    f"be a scalar or broadcast to one sample of shape {sample}.")
+                    f"be a scalar or broadcast to one sample of shape {tuple(t.shape[1:])}.")
             if not np.all(np.isfinite(ref)):
                 raise InvalidInputError(
                     f"reference_inputs for input '{t.name}' holds NaN or inf.")
 
+    @staticmethod
+    def _check_token_reference(ref, ids, t, vocabulary):
+        if ref is not None and not (np.ndim(ref) == 0 and ref == 0):
+            raise InvalidInputError(
+                f"reference_inputs for the token input '{t.name}' is given; the reference of "
+                "a token input is set with reference_token= (token ids whose embedding is "
+                "the reference; default: the zero vector).")
+        if ids is None:
+            return
+        ids = np.asarray(ids)
+        if ids.dtype.kind not in "iu" or not _fits(ids.shape, t):
+            raise InvalidInputError(
+                f"reference_token for input '{t.name}' must be a token id or an array of ids "
+                f"broadcastable to one sample of shape {tuple(t.shape[1:])}; got "
+                f"{ids.dtype} values of shape {ids.shape}.")
+        if ids.size and (ids.min() < 0 or ids.max() >= vocabulary):
+            raise InvalidInputError(
+                f"reference_token for input '{t.name}' holds a token id outside the "
+                f"vocabulary 0..{vocabulary - 1}.")
+
     def _prepare(self, graph):
         super()._prepare(graph)
-        refs = self.reference_inputs
-        refs = list(refs) if isinstance(refs, (list, tuple)) else [refs] * len(graph.inputs)
-        self._references = [np.asarray(r, np.float32) for r in refs]
+        n = len(graph.inputs)
+        refs = _per_input(self.reference_inputs, n, "reference_inputs", several=False)
+        self._references = [None if r is None else np.asarray(r, np.float32) for r in refs]
+        self._reference_ids = self._reference_tokens(n, self._vocabularies())
+
+    def _reference_tokens(self, n, token_inputs):
+        """`reference_token` as one entry per model input (one id or array of ids: the
+        same for every token input in `token_inputs`)."""
+        if isinstance(self.reference_token, (list, tuple)) and n > 1:
+            return _per_input(self.reference_token, n, "reference_token")
+        return [self.reference_token if i in token_inputs else None for i in range(n)]
+
+    def reference(self, i):
+        """x_ref at the reverse model's input `i`; for a token input's embedding output,
+        e_ref (the zero vector, or the embedding of the reference tokens)."""
+        lookup = self.cut.lookup_of(i)
+        if lookup is None:
+            return self._references[self.cut.kept[i]]
+        ids = self._reference_ids[self.graph.inputs.index(lookup.inputs[0])]
+        if ids is None:
+            return 0.0
+        return lookup.forward([tf.constant(np.asarray(ids), lookup.inputs[0].dtype)])[0]
 
     def _copies(self, x, k, i, keys):
-        ref = tf.cast(self._references[i], x.dtype)
+        ref = tf.cast(self.reference(i), x.dtype)
         alpha = tf.cast(k, x.dtype) / self.steps
         alpha = tf.reshape(alpha, tf.concat([tf.shape(k), tf.ones_like(tf.shape(x))], 0))
         return ref + alpha * (x - ref)[None]
 
     def _combine(self, xs, mean_gradients):
-        refs = [tf.cast(r, x.dtype) for r, x in zip(self._references, xs)]
-        return [(x - r) * g for x, r, g in zip(xs, refs, mean_gradients)]
+        return [(x - tf.cast(self.reference(i), x.dtype)) * g if x.dtype.is_floating else g
+                for i, (x, g) in enumerate(zip(xs, mean_gradients))]

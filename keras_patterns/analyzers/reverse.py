@@ -4,13 +4,32 @@ import tensorflow as tf
 
 from .. import replicas
 from ..compiled import compiled
+from ..errors import NotAnalyzableModelError
 from ..graph import CONSTANT, EMBEDDING
-from ..reverse import EmbeddingReverse, GradientReverse, HeldConstant, build_reverse_model
+from ..reverse import (
+    EmbeddingCut,
+    EmbeddingReverse,
+    GradientReverse,
+    HeldConstant,
+    build_reverse_model,
+)
 from .base import Analyzer
 
 
 class ReverseAnalyzer(Analyzer):
     """An analyzer that propagates a signal back through a reverse model.
+
+    A token input (integer ids feeding an Embedding) is explained in embedding space: the
+    reverse model starts at the embedding outputs (`reverse.EmbeddingCut`), where each
+    method computes its values as for a float input, and a token's explanation is their
+    sum over the embedding dimension.
+
+    Args:
+        per_dimension: for token inputs, return the values at the embedding output,
+            shaped (batch, tokens, embedding dimension), instead of their sum over the
+            embedding dimension (one value per token); an input that feeds several
+            Embeddings gets their values concatenated along the last axis. Other inputs
+            are not affected.
 
     Subclasses choose the start signal (`start`) and the reverse layer of each node
     (`reverse_layer_for`).
@@ -24,6 +43,27 @@ class ReverseAnalyzer(Analyzer):
     # the reverse model and the compiled function, built on first use
     _reverse_model = None
     _function = None
+    _cut = None
+
+    def __init__(self, model, per_dimension=False, **kwargs):
+        self.per_dimension = bool(per_dimension)
+        super().__init__(model, **kwargs)
+
+    @property
+    def cut(self):
+        """The graph cut at the embedding outputs of token inputs (`reverse.EmbeddingCut`):
+        the reverse model is built on its body."""
+        if self._cut is None or self._cut.graph is not self.graph:
+            self._cut = EmbeddingCut(self.graph)
+        return self._cut
+
+    def _prepare(self, graph):
+        super()._prepare(graph)
+        if self.per_dimension and self.cut.uncut:
+            node = self.cut.uncut[0]
+            raise NotAnalyzableModelError(
+                f"Layer '{node.name}' (Embedding) is fed by a computed tensor, not by a model "
+                "input: per_dimension=True has no model input to give its values to.")
 
     def reverse_layer_for(self, node):
         """The reverse layer of one forward node (by default: its gradient; none through a
@@ -39,11 +79,12 @@ class ReverseAnalyzer(Analyzer):
 
     @property
     def reverse_model(self):
-        """The reverse `keras.Model`: inputs (+ neuron index) -> explanation per input."""
+        """The reverse `keras.Model` of the graph after the embeddings (`cut.body`): its
+        inputs (+ neuron index) -> explanation per input."""
         if self._reverse_model is None:
             self._reverse_model = build_reverse_model(
-                self.graph,
-                self.reverse_layer_for,
+                self.cut.body,
+                self.cut.reverse_layers(self.reverse_layer_for),
                 self._reverse_mode(),
                 self.start,
                 name=f"{self.name}_reverse_model".replace(".", "_"),
@@ -53,11 +94,15 @@ class ReverseAnalyzer(Analyzer):
 
     def _explain(self, xs, index):
         """The analysis of one batch on tensors (runs inside the compiled function)."""
-        inputs = list(xs) + ([index] if self._reverse_mode() == "index" else [])
+        values = self.cut.embed(list(xs))
+        inputs = values + ([index] if self._reverse_mode() == "index" else [])
         out = self.reverse_model(inputs, training=False)
-        return self._postprocess(list(xs), list(out) if isinstance(out, (list, tuple)) else [out])
+        out = self._postprocess(values, list(out) if isinstance(out, (list, tuple)) else [out])
+        return self.cut.per_input(out, self.per_dimension)
 
     def _postprocess(self, xs, explanations):
+        """The method's explanations from the reverse model's, at the inputs of the reverse
+        model (`cut.body`: a token input's embedding outputs) whose values are `xs`."""
         return explanations
 
     def _explain_split(self, per_sample):

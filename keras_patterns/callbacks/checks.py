@@ -10,7 +10,7 @@ from ..analyzers import analyzer_class
 from ..visualize.batches import check_batch
 
 # Methods whose noise is seeded by default, so that every epoch's picture uses the same noise.
-SEEDED_METHODS = ("smoothgrad", "random")
+SEEDED_METHODS = ("smoothgrad", "squaregrad", "vargrad", "random")
 
 
 def _needs_fit(name, kwargs):

@@ -66,7 +66,7 @@ class ExplanationGrid(Arguments, keras.callbacks.Callback):
     first batch, a Sequential model without ``keras.Input``, at the first drawing) and
     reused: they share the model's variables and follow its weights. Python's and numpy's
     global random states are restored after every drawing; the analyzers draw no other
-    random numbers than SmoothGrad's and ``random``'s, which come from their own seeded
+    random numbers than the noise methods' and ``random``'s, which come from their own seeded
     generators.
 
     Args:
@@ -87,8 +87,9 @@ class ExplanationGrid(Arguments, keras.callbacks.Callback):
             needs fitting.
         labels: ``R`` row labels (any objects, drawn with ``str``), or None for none.
         method_kwargs: ``{method name: dict of create_analyzer keyword arguments}``, e.g.
-            ``{"smoothgrad": {"augment_by_n": 16}}``. SmoothGrad and ``random`` get
-            ``seed=0`` unless a seed is given here, so that every picture uses the same noise.
+            ``{"smoothgrad": {"augment_by_n": 16}}``. SmoothGrad, SquareGrad, VarGrad and
+            ``random`` get ``seed=0`` unless a seed is given here, so that every picture
+            uses the same noise.
         neuron_selection: None explains each image's largest output (``max_activation``);
             an int, or one int per image, explains those output units (``index`` mode),
             e.g. the true classes.

@@ -81,7 +81,8 @@ def _explain_faces(out, n_images):
           f"{summary['accuracy']:.3f})")
     chosen = faces.pick(labels, n_images)
     methods = [m for m in faces.default_methods() if m not in ("input", "random")]
-    kwargs = {"smoothgrad": {"augment_by_n": 16, "noise_scale": 0.2, "seed": 0},
+    noisy = {"augment_by_n": 16, "noise_scale": 0.2, "seed": 0}
+    kwargs = {"smoothgrad": noisy, "squaregrad": noisy, "vargrad": noisy,
               "integrated_gradients": {"steps": 16}}
     result = faces.explain(methods, images[chosen], model, fit_images=images,
                            method_kwargs=kwargs)

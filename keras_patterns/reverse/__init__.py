@@ -1,7 +1,8 @@
 """The reverse model: one reverse layer per forward node (`layers`, `rectifier`,
 `embedding`, `pattern`, `relevance`, `attention`), assembled by
 `model.build_reverse_model`, optionally with a per-sample scale beside the signal
-(`scaled`)."""
+(`scaled`); `embedding.EmbeddingCut` cuts a graph at its embedding outputs, so that token
+inputs are explained in embedding space."""
 
 from .attention import (
     GatedGradient,
@@ -11,7 +12,7 @@ from .attention import (
     NormPattern,
     NormRelevance,
 )
-from .embedding import EmbeddingReverse, EmbeddingTimesInputReverse
+from .embedding import EmbeddingCut, EmbeddingReverse, EmbeddingTimesInputReverse
 from .layers import GradientReverse, ReverseLayer, vjp
 from .model import build_reverse_model
 from .pattern import PatternReverse
@@ -20,8 +21,8 @@ from .relevance import KernelRelevance, PassRelevance, SumRelevance
 
 __all__ = [
     "ReverseLayer", "vjp", "GradientReverse", "DeconvnetReverse", "GuidedReverse",
-    "EmbeddingReverse", "EmbeddingTimesInputReverse", "PatternReverse", "KernelRelevance",
-    "SumRelevance", "PassRelevance", "LinearizedRelevance", "NormRelevance", "HeldConstant",
-    "GatedGradient", "IdentityRuleGradient", "NormPattern",
+    "EmbeddingCut", "EmbeddingReverse", "EmbeddingTimesInputReverse", "PatternReverse",
+    "KernelRelevance", "SumRelevance", "PassRelevance", "LinearizedRelevance",
+    "NormRelevance", "HeldConstant", "GatedGradient", "IdentityRuleGradient", "NormPattern",
     "build_reverse_model",
 ]

@@ -76,6 +76,8 @@ INPUT_SIZE = {"pnet": 12, "rnet": 24, "onet": 48}
 # parameters for the methods that need some on these networks' inputs
 METHOD_KWARGS = {
     "smoothgrad": {"augment_by_n": 32, "noise_scale": 0.2, "seed": 0},  # 10% of the range
+    "squaregrad": {"augment_by_n": 32, "noise_scale": 0.2, "seed": 0},
+    "vargrad": {"augment_by_n": 32, "noise_scale": 0.2, "seed": 0},
     "integrated_gradients": {"steps": 32},  # from the all-gray image (input 0)
     "random": {"seed": 0},
     "rise": {"n_masks": 500, "seed": 0},  # a few masks per cell of its 7x7 grid
