@@ -92,11 +92,12 @@ def test_a_missing_or_empty_vocabulary_is_one_line(files, capsys, tmp_path, cont
 
 
 def test_a_model_without_integer_input_is_refused(files, capsys, tmp_path):
-    keras.Sequential([keras.Input((6,)), layers.Dense(2)]).save(tmp_path / "dense.keras")
+    inp = keras.Input((6,), name="pixels")  # named: Keras numbers unnamed inputs per process
+    keras.Model(inp, layers.Dense(2)(inp)).save(tmp_path / "dense.keras")
     status = cli.main(["explain", str(tmp_path / "dense.keras"), str(files / "texts.txt"),
                        "--method", "gradient", "--vocab", str(files / "vocab.txt")])
     assert status == 2
-    _one_line_error(capsys, "no integer input", "'input_layer' float32 (None, 6)")
+    _one_line_error(capsys, "no integer input", "'pixels' float32 (None, 6)")
 
 
 def test_a_text_model_given_no_tokenizer_asks_for_one(files, capsys):

@@ -25,7 +25,10 @@ from keras_patterns.zoo import digits, transformers
 
 # what refuses which model, and the words of the refusal
 RECTIFIER_ONLY = ("deconvnet", "guided_backprop", "deep_taylor", "deep_taylor.bounded")
-INPUT_CHANGING = ("smoothgrad", "integrated_gradients")  # need float inputs
+# the methods that mask or upsample onto the input's values: refused on token ids
+MASKING = ("occlusion", "rise", "grad_cam", "grad_cam_plus_plus", "layer_cam", "score_cam",
+           "kernel_shap", "lime")
+EMBEDDING_SPACE = ("smoothgrad", "integrated_gradients", "vargrad", "squaregrad")
 # conservative bounds of the evidence recovery measured on 200 test sequences (the README's
 # table): chance is about 0.09, the methods below measured 0.35 to 1.0
 EVIDENCE_BOUNDS = {"gradient": 0.2, "input_t_gradient": 0.4, "attnlrp": 0.9, "cp_lrp": 0.9,
@@ -123,10 +126,17 @@ def test_rectifier_methods_refuse_the_gelu_models(name, vit, text):
             _analyzer(name, model)
 
 
-@pytest.mark.parametrize("name", INPUT_CHANGING)
-def test_input_changing_methods_refuse_token_ids(name, text):
-    with pytest.raises(NotAnalyzableModelError, match=r"integer input.*token_ids"):
+@pytest.mark.parametrize("name", MASKING)
+def test_masking_methods_refuse_token_ids(name, text):
+    with pytest.raises(NotAnalyzableModelError, match=r"integer|token_ids|spatial"):
         _analyzer(name, text[0])
+
+
+@pytest.mark.parametrize("name", EMBEDDING_SPACE)
+def test_noise_and_path_methods_explain_tokens_in_embedding_space(name, text):
+    model, ids = text[0], text[1][:8]
+    r = np.asarray(_analyzer(name, model).analyze(ids))
+    assert r.shape == ids.shape and np.all(np.isfinite(r)) and np.any(r != 0)
 
 
 def test_refusals_are_exactly_these(vit, text):
@@ -140,7 +150,7 @@ def test_refusals_are_exactly_these(vit, text):
             except NotAnalyzableModelError:
                 refused[key].add(name)
     assert refused["vit"] == set(RECTIFIER_ONLY)
-    assert refused["text"] == set(RECTIFIER_ONLY) | set(INPUT_CHANGING)
+    assert refused["text"] == set(RECTIFIER_ONLY) | set(MASKING)
 
 
 def _runs(name, model, x, fit_data):
@@ -157,7 +167,7 @@ def _runs(name, model, x, fit_data):
 def test_every_other_analyzer_runs_and_is_finite(name, vit, text, data):
     r = _runs(name, vit, data[2][:8], data[0][:300])
     assert r.shape == (8, 8, 8, 1)
-    if name in INPUT_CHANGING:
+    if name in MASKING:
         return
     model, ids, _, _ = text
     fit_ids, _, _ = transformers.planted_tokens(300, seed=5)

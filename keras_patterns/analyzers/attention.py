@@ -90,8 +90,8 @@ class _TreatedLRP(RelevanceAnalyzer):
     def _postprocess(self, xs, explanations):
         if not self._gradient_form:
             return explanations
-        return [e * tf.cast(x, e.dtype) if t.is_floating else e
-                for t, x, e in zip(self.graph.inputs, xs, explanations)]
+        return [e * tf.cast(x, e.dtype) if x.dtype.is_floating else e
+                for x, e in zip(xs, explanations)]
 
 
 @register_analyzer("attnlrp")
