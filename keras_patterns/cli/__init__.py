@@ -114,6 +114,13 @@ def parser():
     p.add_argument("--metric", nargs="+", default=[], choices=METRICS,
                    help="perturbation metrics to tabulate for the methods (and a random "
                         "attribution): " + ", ".join(METRICS))
+    p.add_argument("--report", action="store_true",
+                   help="rank the methods on every metric (the perturbation metrics, "
+                        "complexity, sparseness, max-sensitivity): OUT/report.md, "
+                        "OUT/report.csv and OUT/report.png")
+    p.add_argument("--score", default="probability", choices=("probability", "logit"),
+                   help="what the perturbation metrics score: the softmax probability of the "
+                        "explained class (probability) or the output itself (logit)")
     p.add_argument("--granularity", default="pixel", choices=("pixel", "patch", "token"),
                    help="what deletion, insertion and mu_fidelity perturb (pixel)")
     p.add_argument("--skip-quality", action="store_true", help="do not measure rho(S)")

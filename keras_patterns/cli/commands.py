@@ -208,7 +208,7 @@ def _explanations(args, model, x, sample):
 
 def _metric_settings(args):
     """The keyword arguments of each metric of `keras_patterns.evaluate.compare`."""
-    batch = {"batch_size": args.batch_size}
+    batch = {"batch_size": args.batch_size, "score": args.score}
     features = dict(batch, granularity=args.granularity,
                     patch_size=args.patch_size if args.granularity == "patch" else None)
     return {"degradation": dict(batch, patch_size=args.patch_size, steps=args.steps),
@@ -238,8 +238,9 @@ def evaluate(args):
     from .. import evaluate as ev
     from ..evaluate.compare import compare
 
-    if args.metric and not args.methods:
-        raise InvalidInputError("--metric needs the methods to compare: --methods NAME ...")
+    if (args.metric or args.report) and not args.methods:
+        raise InvalidInputError(f"{'--metric' if args.metric else '--report'} needs the methods "
+                                "to compare: --methods NAME ...")
     model = load_model(args.model)
     x, where = _load_all(args, model)
     if args.granularity == "token":  # token ids, read as float32 (exact below 2**24)
@@ -258,18 +259,21 @@ def evaluate(args):
         n = min(len(x), args.images)
         sample = x[:n]
         explanations = _explanations(args, model, x, sample)
-    if args.methods and not args.metric:
+    if args.report:
+        lines += _report(args, model, sample, explanations, out)
+    elif args.methods and not args.metric:
         rows = [("random order", ev.degradation(model, sample, None, args.patch_size,
-                                                args.steps, order="random").aopc)]
+                                                args.steps, order="random",
+                                                score=args.score).aopc)]
         for name, e in explanations.items():
             rows.append((name, ev.degradation(model, sample, e, args.patch_size,
-                                              args.steps).aopc))
+                                              args.steps, score=args.score).aopc))
             print(f"degradation {name}: AOPC {rows[-1][1]:.4f}")
         lines += [f"## Image degradation ({n} images, {args.patch_size}x{args.patch_size} "
                   f"patches, {args.steps} steps; AOPC, larger is better)", "",
                   "| attribution | AOPC |", "|---|---|"]
         lines += [f"| {name} | {value:.4f} |" for name, value in rows]
-    if args.metric:
+    if args.metric and not args.report:
         table = compare(model, sample, explanations, args.metric,
                         settings=_metric_settings(args))
         print(table.markdown())
@@ -284,6 +288,37 @@ def evaluate(args):
     path.write_text("\n".join(lines) + "\n")
     print(f"wrote {path}")
     return 0
+
+
+def _report(args, model, sample, explanations, out):
+    """OUT/report.md, .csv and .png: the methods ranked on every metric; the lines of the
+    evaluation page."""
+    from ..evaluate.compare import METRICS
+    from ..evaluate.report import report
+    from ..evaluate.robustness import max_sensitivity
+
+    radius = 0.02 * float(np.ptp(sample)) if sample.dtype.kind == "f" else None
+    extra = {}
+    if radius:
+        extra["max-sensitivity"] = {
+            name: (float(np.mean(max_sensitivity(name, model, sample, radius=radius,
+                                                 n_samples=4, batch_size=args.batch_size))),
+                   False) for name in explanations}
+    result = report(model, sample, explanations, args.metric or METRICS,
+                    settings=_metric_settings(args), extra=extra)
+    (out / "report.md").write_text(
+        f"# Which method for {model.name}?\n\n{len(sample)} samples; each cell: the value "
+        "and its rank among the methods (1: best in the direction of the arrow); rows by "
+        "mean rank. 'random' is a Gaussian-noise attribution (chance).\n\n"
+        + result.markdown() + "\n![ranks](report.png)\n")
+    (out / "report.csv").write_text(result.csv())
+    print(result.markdown())
+    try:
+        result.plot(out / "report.png")
+    except MissingExtraError as e:
+        print(f"no plot: {e}")
+    print(f"wrote {out / 'report.md'}")
+    return ["## Methods ranked on every metric", "", result.markdown()]
 
 
 def reproduce(args):

@@ -79,6 +79,12 @@ def _score_function(model, score, caller):
                              "logits.")
     else:
         net, apply_softmax = model, not softmax_out
+        units = _output_units(model)
+        if apply_softmax and units == 1:
+            raise ValueError(
+                f"{caller}: the model has one output unit and no softmax, so score="
+                "'probability' (a softmax over one unit) is 1 whatever the input; pass "
+                "score='logit' to score the output itself.")
     # the cache keys on `model` weakly: this function must not hold the model itself
     # (a model made here without its softmax is held, nothing else does)
     held, ref = (None, weakref.ref(model)) if net is model else (net, None)
@@ -92,6 +98,18 @@ def _score_function(model, score, caller):
         return keras.ops.softmax(y, axis=-1) if apply_softmax else y
 
     return compiled(run)
+
+
+def _output_units(model):
+    """The number of output units per sample, or None where unknown."""
+    try:
+        shape = model.output_shape
+    except (AttributeError, ValueError, RuntimeError):
+        return None
+    if isinstance(shape, list):
+        return None
+    dims = shape[1:]
+    return None if any(d is None for d in dims) else int(np.prod(dims))
 
 
 def explained_classes(neuron_selection: Optional[Union[int, Sequence[int]]],
