@@ -169,9 +169,18 @@ def make_dataset(n: int, size: int = 16, classes: int = 4, seed: int = 0,
         names=list(SHAPES)[:classes])
 
 
-def build_model(size: int = 16, classes: int = 4) -> keras.Model:
-    """The benchmark's CNN: Conv 5x5 (16, ReLU) -> Conv 3x3 (32, ReLU) -> global max pooling
-    -> Dense (logits, no softmax)."""
+def build_model(size: int = 16, classes: int = 4, architecture: str = "cnn") -> keras.Model:
+    """The benchmark's network: "cnn", Conv 5x5 (16, ReLU) -> Conv 3x3 (32, ReLU) -> global
+    max pooling -> Dense (logits, no softmax); or "vit", the zoo's small ViT
+    (`zoo.transformers.build_vit`: 4x4 patches, two pre-norm attention blocks of width 32,
+    GELU MLPs, mean pooling, logits)."""
+    if architecture == "vit":
+        from ..zoo.transformers import build_vit
+
+        return build_vit(width=32, heads=4, blocks=2, input_shape=(size, size, 1),
+                         classes=classes, patch=4, name="ground_truth_vit")
+    if architecture != "cnn":
+        raise ValueError(f"architecture must be 'cnn' or 'vit', got {architecture!r}.")
     return keras.Sequential([
         keras.Input((size, size, 1)),
         keras.layers.Conv2D(16, 5, activation="relu", name="conv1"),
@@ -183,7 +192,8 @@ def build_model(size: int = 16, classes: int = 4) -> keras.Model:
 
 def train_model(data: Optional[GroundTruthData] = None, n_train: int = 3000, size: int = 16,
                 classes: int = 4, seed: int = 0, epochs: int = 10, batch_size: int = 64,
-                learning_rate: float = 3e-3, verbose: int = 0) -> keras.Model:
+                learning_rate: float = 3e-3, verbose: int = 0,
+                architecture: str = "cnn") -> keras.Model:
     """Train `build_model` on `data` (default: ``make_dataset(n_train, size, classes,
     seed)``) with Adam and the cross-entropy of the logits; seeded with
     `keras.utils.set_random_seed(seed)` (reproducible up to the float round-off of
@@ -195,7 +205,7 @@ def train_model(data: Optional[GroundTruthData] = None, n_train: int = 3000, siz
     if data is None:
         data = make_dataset(n_train, size=size, classes=classes, seed=seed)
     keras.utils.set_random_seed(seed)
-    model = build_model(data.x.shape[1], len(data.templates))
+    model = build_model(data.x.shape[1], len(data.templates), architecture)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(data.x, data.y, batch_size=batch_size, epochs=epochs, verbose=verbose,
@@ -324,7 +334,8 @@ kind_of = returns_of  # the former name
 def ground_truth(methods: Optional[Union[Sequence[str], Dict[str, dict]]] = None,
                  n_train: int = 3000, n_test: int = 300, size: int = 16, classes: int = 4,
                  seed: int = 0, epochs: int = 10, model: Optional[keras.Model] = None,
-                 batch_size: int = 64, verbose: int = 0) -> GroundTruthTable:
+                 batch_size: int = 64, verbose: int = 0,
+                 architecture: str = "cnn") -> GroundTruthTable:
     """Train the CNN on generated images and score each method against the true signal.
 
     Args:
@@ -339,6 +350,7 @@ def ground_truth(methods: Optional[Union[Sequence[str], Dict[str, dict]]] = None
             training).
         batch_size: analysis batch size.
         verbose: print each row as it is computed.
+        architecture: the network trained, "cnn" or "vit" (`build_model`).
 
     Returns:
         GroundTruthTable (`rows`, `accuracy`, `to_markdown()`).
@@ -348,7 +360,7 @@ def ground_truth(methods: Optional[Union[Sequence[str], Dict[str, dict]]] = None
     seconds = 0.0
     if model is None:
         start = time.perf_counter()
-        model = train_model(train, seed=seed, epochs=epochs)
+        model = train_model(train, seed=seed, epochs=epochs, architecture=architecture)
         seconds = time.perf_counter() - start
     rows = []
     for name, kwargs in _methods(methods).items():

@@ -89,7 +89,8 @@ def _head(x, classes):
     return layers.Dense(classes, name="logits")(x)
 
 
-def build_vit(width=VIT_WIDTH, heads=VIT_HEADS, blocks=VIT_BLOCKS):
+def build_vit(width=VIT_WIDTH, heads=VIT_HEADS, blocks=VIT_BLOCKS, *,
+              input_shape=None, classes=None, patch=PATCH, name="digits_vit"):
     """Builds the (untrained) digits ViT.
 
     Layers: ``patches`` Conv2D(width, 2x2, stride 2) -> ``tokens`` Reshape to (16, width)
@@ -100,19 +101,24 @@ def build_vit(width=VIT_WIDTH, heads=VIT_HEADS, blocks=VIT_BLOCKS):
         width: token width (divisible by ``heads``).
         heads: attention heads per block.
         blocks: transformer blocks.
+        input_shape: the images' shape (default: the digits', (8, 8, 1)); square.
+        classes: the number of logits (default: the digits' 10).
+        patch: the patch side in pixels.
+        name: the model's name.
 
     Returns:
-        keras.Model named ``digits_vit``, not compiled.
+        keras.Model named ``name``, not compiled.
     """
     layers = keras.layers
-    grid = digits.INPUT_SHAPE[0] // PATCH
-    inputs = keras.Input(digits.INPUT_SHAPE, name="digits")
-    x = layers.Conv2D(width, PATCH, strides=PATCH, name="patches")(inputs)
+    input_shape = tuple(input_shape or digits.INPUT_SHAPE)
+    grid = input_shape[0] // patch
+    inputs = keras.Input(input_shape, name="digits" if name == "digits_vit" else "images")
+    x = layers.Conv2D(width, patch, strides=patch, name="patches")(inputs)
     x = layers.Reshape((grid * grid, width), name="tokens")(x)
     x = PositionEmbedding(name="position")(x)
     for i in range(blocks):
         x = _block(x, heads, width, f"block_{i}")
-    return keras.Model(inputs, _head(x, digits.NUM_CLASSES), name="digits_vit")
+    return keras.Model(inputs, _head(x, classes or digits.NUM_CLASSES), name=name)
 
 
 def _compile(model, learning_rate):
