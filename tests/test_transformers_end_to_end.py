@@ -84,3 +84,31 @@ def test_the_signal_and_relevance_methods_run_and_are_finite(models, name):
 def test_rectifier_methods_refuse_gelu_transformers(models, method):
     with pytest.raises(kp.NotAnalyzableModelError, match="gelu"):
         kp.create_analyzer(method, _model(models, "vit"))
+
+
+RECTIFIER_ONLY = {"deconvnet", "guided_backprop", "deep_taylor", "deep_taylor.bounded"}
+# methods that mask or upsample onto one float image or sequence input
+MASKING = {"occlusion", "rise", "grad_cam", "grad_cam_plus_plus", "layer_cam", "score_cam",
+           "kernel_shap", "lime"}
+
+
+@pytest.mark.slow  # every method on five backbones: about 6 minutes on 2 cores
+@pytest.mark.parametrize("name", NAMES)
+def test_every_method_runs_and_is_finite(models, name):
+    from keras_patterns.analyzers import analyzer_class
+
+    model = _model(models, name)
+    x = _inputs(model, name)
+    fit = _feed(model, 16, 16 if name == "vit" else 5, seed=5)
+    refused = set()
+    for method in kp.list_analyzers():
+        try:
+            analyzer = kp.create_analyzer(method, model, **analyzer_class(method).example)
+        except kp.NotAnalyzableModelError:
+            refused.add(method)
+            continue
+        if analyzer.needs_fit and not analyzer.is_fitted:
+            analyzer.fit(fit, batch_size=8)
+        for e in _arrays(analyzer.analyze(x)):
+            assert np.all(np.isfinite(e)), method
+    assert refused == RECTIFIER_ONLY | (set() if name == "vit" else MASKING)
