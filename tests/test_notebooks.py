@@ -164,12 +164,12 @@ def _check_transformers(nb):
     chance = _number(r"\(chance (\d\.\d+)\)", text)
     assert 0.05 < chance < 0.15, chance
     found = _rows(text, "method                 signed    |r|", 2)
-    assert set(found) == {"gradient", "input_t_gradient", "attnlrp", "cp_lrp", "pattern.net",
-                          "pattern.attribution"}, found
+    assert set(found) == {"gradient", "input_t_gradient", "integrated_gradients", "attnlrp",
+                          "cp_lrp", "pattern.net", "pattern.attribution"}, found
     assert min(found["attnlrp"] + found["cp_lrp"]) >= 0.9, found
     for name, values in found.items():
         assert min(values) > 2 * chance, (name, found)
-    for name in ("smoothgrad", "guided_backprop"):
+    for name in ("guided_backprop", "occlusion"):
         assert re.search(rf"^{re.escape(name)}: NotAnalyzableModelError", text, re.M), name
     html = [out.data["text/html"] for out in _outputs(nb)
             if out.output_type == "display_data" and "text/html" in out.data]
