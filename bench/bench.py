@@ -130,10 +130,7 @@ def main():
     args = p.parse_args()
     if args._child:
         return child(json.loads(args._child))
-    sections = args.sections.split(",")
-    unknown = sorted(set(sections) - set(SECTIONS))
-    if unknown:
-        p.error(f"unknown section(s) {unknown}; choose from {SECTIONS}")
+    sections = chosen_sections(p, args.sections, SECTIONS)
 
     model = vgg16(args.size)
     x = np.random.default_rng(0).uniform(size=(args.images, args.size, args.size, 3))
@@ -182,6 +179,15 @@ def analysis(model, forward, x, args):
             2 * args.repeats)
         row("pattern.attribution / gradient - 1", t_pattern / t_gradient - 1,
             PATTERN_WITHIN_GRADIENT, "timed alternately")
+
+
+def chosen_sections(parser, value, known):
+    """The comma-separated sections in `value`, the parser's error naming any unknown."""
+    sections = value.split(",")
+    unknown = sorted(set(sections) - set(known))
+    if unknown:
+        parser.error(f"unknown section(s) {unknown}; choose from {known}")
+    return sections
 
 
 def kernel_gradient_floor(model):
@@ -264,8 +270,9 @@ def memory(args):
     row("peak RSS ratio, 128 / 8 copies", noisy[1]["rss"] / noisy[0]["rss"], 1.1)
 
 
-def run_child(job):
-    out = subprocess.run([sys.executable, __file__, "--_child", json.dumps(job)],
+def run_child(job, script=__file__):
+    """Runs `script --_child job` in its own process; its last JSON line, parsed."""
+    out = subprocess.run([sys.executable, script, "--_child", json.dumps(job)],
                          capture_output=True, text=True)
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode != 0 or not lines:
