@@ -375,3 +375,16 @@ def trace_call(layer, node):
         raise NotTraced(f"tracing its call on symbolic inputs failed ({type(error).__name__}: "
                         f"{message})") from error
     return function, arguments, keep
+
+
+def without_mask(tensor):
+    """`tensor` with no Keras mask attached (a layer called with `mask=` attaches one to its
+    output; the reverse model's layers do not use masks and would warn)."""
+    from keras.src.backend.common.masking import get_keras_mask, set_keras_mask
+
+    try:
+        if get_keras_mask(tensor) is not None:
+            set_keras_mask(tensor, None)
+    except (AttributeError, TypeError):  # a value that takes no attribute
+        pass
+    return tensor

@@ -298,7 +298,18 @@ def _counted(checkpoint):
         return int(f.attrs["n_batches"]), int(f.attrs["n_samples"])
 
 
-def test_ctrl_c_writes_every_batch_counted_and_the_fit_resumes_from_it(fitted, tmp_path):
+@pytest.fixture
+def default_sigint():
+    """Ctrl-C raising KeyboardInterrupt, as in an interactive session (a job started in the
+    background of a shell, a CI runner's for instance, may inherit SIGINT ignored)."""
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_ctrl_c_writes_every_batch_counted_and_the_fit_resumes_from_it(fitted, tmp_path,
+                                                                      default_sigint):
     """Ctrl-C after 3 batches, long before the first periodic write (every 100): the
     checkpoint holds the 3 batches, the resumed fit the patterns of an uninterrupted one."""
     model, reference = fitted
@@ -316,7 +327,7 @@ def test_ctrl_c_writes_every_batch_counted_and_the_fit_resumes_from_it(fitted, t
 
 
 def test_ctrl_c_in_the_middle_of_a_batch_waits_until_it_is_counted(fitted, tmp_path,
-                                                                   monkeypatch):
+                                                                   monkeypatch, default_sigint):
     """SIGINT arrives while the third batch's sums are added: the batch is counted to its
     end (sums and counts together), then the fit stops with a checkpoint of 3 batches whose
     resumption gives the uninterrupted patterns bit for bit."""

@@ -11,7 +11,7 @@ nodes, the signals coming back from them are summed.
 import keras
 import tensorflow as tf
 
-from .._keras import Untracked
+from .._keras import Untracked, without_mask
 from ..graph import UniqueNames
 from ..selection import NeuronSelection
 from . import scaled as scaled_signals
@@ -35,7 +35,7 @@ class ForwardLayer(keras.layers.Layer):
         return self._node.value
 
     def call(self, tensors):
-        return list(self.node.forward(list(tensors)))
+        return [without_mask(t) for t in self.node.forward(list(tensors))]
 
     def compute_output_spec(self, tensors):
         return [keras.KerasTensor(t.spec.shape, dtype=t.spec.dtype) for t in self.node.outputs]
