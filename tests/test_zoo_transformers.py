@@ -89,6 +89,7 @@ def test_evidence_recovery_against_a_hand_count():
         transformers.evidence_recovery(relevance[:, :3], evidence)
 
 
+@pytest.mark.slow  # trains the ViT on a fresh machine (about 45 s)
 def test_vit_accuracy_meets_the_stated_figure(vit, data):
     assert _accuracy(vit, data[2], data[3]) >= 0.95  # 0.969 measured (the docstring's figure)
     assert vit.get_layer("patches").strides == (2, 2) and vit.output.shape[-1] == 10
@@ -120,8 +121,8 @@ def test_pretrained_trains_once_then_loads(text, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name", RECTIFIER_ONLY)
-def test_rectifier_methods_refuse_the_gelu_models(name, vit, text):
-    for model in (vit, text[0]):
+def test_rectifier_methods_refuse_the_gelu_models(name, text):
+    for model in (transformers.build_vit(), text[0]):  # the ViT's architecture suffices
         with pytest.raises(NotAnalyzableModelError, match=r"block_0_mlp1.*'gelu'.*rectifier"):
             _analyzer(name, model)
 
@@ -139,6 +140,7 @@ def test_noise_and_path_methods_explain_tokens_in_embedding_space(name, text):
     assert r.shape == ids.shape and np.all(np.isfinite(r)) and np.any(r != 0)
 
 
+@pytest.mark.slow  # every analyzer created on both models; trains the ViT on a fresh machine
 def test_refusals_are_exactly_these(vit, text):
     """Every analyzer of the registry is created on both models; only the listed ones refuse
     (the slow sweep below runs the others)."""
