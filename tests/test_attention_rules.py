@@ -201,3 +201,21 @@ def test_the_gradient_form_equals_the_relevance_form(fused, method):
                  rtol=1e-4)
     epsilon = kp.create_analyzer(method, fused, rule="epsilon")
     assert not epsilon._gradient_form
+
+
+@pytest.mark.parametrize("method", ["attnlrp", "cp_lrp"])
+def test_a_key_without_signal_passes_its_part_to_the_query_fused_as_traced(method):
+    """Keys computed from a constant carry no signal: the uniform rule at QKᵀ then gives the
+    query all of the scores' relevance, in the fused operation as in einsum + softmax."""
+    x = _x()
+    out = {}
+    for dropout in (0.0, 0.1):
+        keras.utils.set_random_seed(8)
+        inp = keras.Input((5, 8))
+        keys = layers.Dense(8, name="keys")(keras.ops.ones_like(inp))  # no signal
+        a = layers.MultiHeadAttention(2, 4, dropout=dropout, name="mha")(inp, inp, key=keys)
+        model = randomize(keras.Model(inp, layers.Dense(3)(layers.Flatten()(a))), 9)
+        out[dropout] = kp.create_analyzer(method, model, neuron_selection_mode="index") \
+            .analyze(x, neuron_selection=2)
+    assert np.any(out[0.0] != 0)
+    assert_close(out[0.1], out[0.0], rtol=1e-4)

@@ -105,8 +105,10 @@ class Signal:
             return False
         if node.role == EMBEDDING:
             return True
-        if node.role in (SCALE, CONSTANT) or (node.role == ACTIVATION and node.family == "softmax"
-                                  and self.treatment.holds_probabilities):
+        held = node.role in (SCALE, CONSTANT) or (
+            node.role == ACTIVATION and node.family == "softmax"
+            and self.treatment.holds_probabilities)
+        if held:
             return False
         inputs = node.inputs
         if node.role == PRODUCT and node.layer_class in QUOTIENTS and node.slots:
@@ -130,9 +132,10 @@ def factor_shares(node, signal):
 
 def attention_shares(node, signal):
     """The shares of fused attention softmax(s QKᵀ + mask) V's inputs (query, key, value
-    are its first three arguments): CP gives the value all of it; AttnLRP halves at each of
-    the two products, so the value gets 1/2, the query and the key 1/4 each. Masks and
-    biases get none."""
+    are its first three arguments): CP gives the value all of it; AttnLRP applies the
+    uniform rule at both products, so the value gets 1/2, the query and the key 1/4 each
+    (a factor that carries no signal passes its part to the others). Masks and biases get
+    none."""
     slots = node.slots or tuple(range(len(node.inputs)))
     if len(slots) < 3:
         raise NotAnalyzableModelError(
@@ -144,11 +147,14 @@ def attention_shares(node, signal):
             f"Layer '{node.name}' ({node.layer_class}) attends with the same tensor as value "
             "and as query or key; its relevance rules need the value apart (project the "
             "value with its own layer).")
+    live = [signal.carries(t) for t in node.inputs]
     shares = [0.0] * len(node.inputs)
-    parts = {v: 1.0} if signal.treatment.holds_probabilities else {v: 0.5, q: 0.25}
-    if not signal.treatment.holds_probabilities:
-        parts[k] = parts.get(k, 0.0) + 0.25  # q is k: the same tensor gets both quarters
-    for i, share in parts.items():
-        if signal.carries(node.inputs[i]):
-            shares[i] = share
+    if signal.treatment.holds_probabilities:
+        shares[v] = 1.0 if live[v] else 0.0
+        return shares
+    # the uniform rule at attention·V, then at QKᵀ, among the factors that carry signal
+    qk = [i for i in (q, k) if live[i]]
+    shares[v] = (0.5 if qk else 1.0) if live[v] else 0.0
+    for i in qk:  # q is k: the same input gets both parts
+        shares[i] += (0.5 if live[v] else 1.0) / len(qk)
     return shares
