@@ -103,8 +103,7 @@ class AveragedGradient(ReverseAnalyzer):
                 c = tf.tile(x[None], tf.concat([[group], tf.ones_like(tf.shape(x))], 0))
             stacked.append(tf.reshape(c, tf.concat([[group * batch], tf.shape(x)[1:]], 0)))
         inputs = stacked + ([tf.tile(index, [group])] if self._reverse_mode() == "index" else [])
-        out = self.reverse_model(inputs, training=False)
-        out = list(out) if isinstance(out, (list, tuple)) else [out]
+        out = self._reverse(inputs)
         flat = []
         for o, x in zip(out, xs):
             o = tf.reshape(o, tf.concat([[group], tf.shape(x)], 0))

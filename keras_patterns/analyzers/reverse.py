@@ -11,6 +11,7 @@ from ..reverse import (
     EmbeddingReverse,
     GradientReverse,
     HeldConstant,
+    TapePass,
     build_reverse_model,
 )
 from .base import Analyzer
@@ -42,6 +43,7 @@ class ReverseAnalyzer(Analyzer):
     scaled_signal = False
     # the reverse model and the compiled function, built on first use
     _reverse_model = None
+    _tape_pass = None
     _function = None
     _cut = None
 
@@ -92,11 +94,34 @@ class ReverseAnalyzer(Analyzer):
             )
         return self._reverse_model
 
+    @property
+    def tape_pass(self):
+        """The reverse pass as one tape gradient (`reverse.TapePass`), which the analyzer
+        runs where it gives the reverse model's result (plain signals, one floating dtype,
+        no signal to an integer tensor); None elsewhere."""
+        if self._tape_pass is None:
+            self._tape_pass = False
+            body = self.cut.body
+            if not self.scaled_signal and TapePass.applies(body):
+                tape_pass = TapePass(body, self.cut.reverse_layers(self.reverse_layer_for),
+                                     self._reverse_mode(), self.start)
+                if all(layer is None or layer.tape_form for _, layer in tape_pass.steps):
+                    self._tape_pass = tape_pass
+        return self._tape_pass or None
+
+    def _reverse(self, inputs):
+        """The reverse model's explanations of `inputs` (the body's input values, and the
+        neuron index in "index" mode): by the tape pass where it applies."""
+        if self.tape_pass is not None:
+            return self.tape_pass(inputs)
+        out = self.reverse_model(inputs, training=False)
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+
     def _explain(self, xs, index):
         """The analysis of one batch on tensors (runs inside the compiled function)."""
         values = self.cut.embed(list(xs))
         inputs = values + ([index] if self._reverse_mode() == "index" else [])
-        out = self.reverse_model(inputs, training=False)
+        out = self._reverse(inputs)
         out = self._postprocess(values, list(out) if isinstance(out, (list, tuple)) else [out])
         return self.cut.per_input(out, self.per_dimension)
 

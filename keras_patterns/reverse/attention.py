@@ -28,6 +28,7 @@ from ..graph import NORM
 from ..rules.lrp import stabilize
 from ..vjp import vjp
 from .layers import ReverseLayer
+from .tape import gradient_share
 
 
 class LinearizedRelevance(ReverseLayer):
@@ -98,6 +99,15 @@ class GatedGradient(ReverseLayer):
         return [None if g is None or not share else (g if share == 1.0 else share * g)
                 for g, share in zip(grads, self.shares)]
 
+    def gradient_form(self, xs):
+        shared = [gradient_share(x, share) for x, share in zip(xs, self.shares)]
+        if self.node.role != NORM:
+            return self.node.forward(shared)
+        # the layer's own values, with the derivative of the norm at constant scale
+        (y,) = self.node.forward(xs)
+        held = held_scale_layer_norm(self.node.op, shared[0])
+        return [tf.stop_gradient(y) + (held - tf.stop_gradient(held))]
+
 
 class IdentityRuleGradient(ReverseLayer):
     """The identity rule (relevance passes an element-wise activation unchanged) in gradient
@@ -108,6 +118,12 @@ class IdentityRuleGradient(ReverseLayer):
     def reverse(self, xs, ys, rs):
         x = xs[0]
         return [tf.cast(rs[0], x.dtype) * tf.cast(ys[0], x.dtype) / stabilize(x)]
+
+    def gradient_form(self, xs):
+        x = xs[0]
+        (y,) = self.node.forward(xs)
+        ratio = tf.stop_gradient(tf.cast(y, x.dtype) / stabilize(x))
+        return [tf.stop_gradient(y) + tf.cast(ratio * (x - tf.stop_gradient(x)), y.dtype)]
 
 
 class NormPattern(ReverseLayer):
@@ -151,6 +167,9 @@ class HeldConstant(ReverseLayer):
 
     def reverse(self, xs, ys, rs):
         return [None] * len(xs)
+
+    def gradient_form(self, xs):
+        return [tf.stop_gradient(y) for y in self.node.forward(xs)]
 
 
 def held_scale_layer_norm(layer, x):

@@ -29,6 +29,7 @@ class EmbeddingReverse(ReverseLayer):
     fed by a model input, which the cut leaves in the graph)."""
 
     label = "embedding"
+    tape_form = False
 
     def reverse(self, xs, ys, rs):
         return [tf.reduce_sum(rs[0], axis=-1)]
@@ -38,6 +39,7 @@ class EmbeddingTimesInputReverse(ReverseLayer):
     """r_token = sum_d e[token, d] r[token, d]: input times signal in embedding space."""
 
     label = "embedding_x_input"
+    tape_form = False
 
     def reverse(self, xs, ys, rs):
         return [tf.reduce_sum(ys[0] * rs[0], axis=-1)]
@@ -66,6 +68,9 @@ class PassSignal(ReverseLayer):
 
     def reverse(self, xs, ys, rs):
         return [rs[0], None]
+
+    def gradient_form(self, xs):
+        return self.node.forward(xs)
 
 
 class EmbeddingCut:

@@ -11,6 +11,7 @@ import tensorflow as tf
 from .._keras import Untracked
 from ..graph import is_floating
 from ..vjp import vjp
+from .tape import with_reverse
 
 
 class ReverseLayer(keras.layers.Layer):
@@ -32,6 +33,9 @@ class ReverseLayer(keras.layers.Layer):
 
     label = "reverse"
     rescales = False
+    # whether the tape form (`reverse.tape`) can carry this layer's map: not where it gives
+    # a signal to an integer input (a token's relevance), which a tape cannot hold
+    tape_form = True
 
     def __init__(self, node, name=None, context=(), **kwargs):
         safe = node.name.replace("/", ".")
@@ -86,6 +90,36 @@ class ReverseLayer(keras.layers.Layer):
         """`reverse` with the values of `self.context`."""
         return self.reverse(xs, ys, rs)
 
+    def surrogate(self, xs, context=()):
+        """The node's output values as a function of its inputs `xs` whose vector-Jacobian
+        product is this layer's map (`reverse.tape`): `gradient_form` where the class that
+        defines the map defines one, else the forward values with the map as their custom
+        gradient."""
+        if _gradient_form_applies(type(self)):
+            return self.gradient_form(xs)
+        ys = self.node.forward(xs)
+        if context:
+            return with_reverse(xs, ys, lambda rs: self.reverse_in_context(xs, ys, rs,
+                                                                           list(context)))
+        return with_reverse(xs, ys, lambda rs: self.reverse(xs, ys, rs))
+
+    def gradient_form(self, xs):
+        """A function of the node's inputs, equal in value to the node's outputs, whose
+        vector-Jacobian product is `reverse` (a subclass that has one defines it)."""
+        raise NotImplementedError
+
+
+def _defined_in(cls, name):
+    return next(c for c in cls.__mro__ if name in vars(c))
+
+
+def _gradient_form_applies(cls):
+    """Whether `cls.gradient_form` belongs to its map: defined by the class that defines
+    `reverse` (and `reverse_in_context`) or by a subclass of it."""
+    form = _defined_in(cls, "gradient_form")
+    return form is not ReverseLayer and all(
+        issubclass(form, _defined_in(cls, name)) for name in ("reverse", "reverse_in_context"))
+
 
 class GradientReverse(ReverseLayer):
     """The gradient: the vector-Jacobian product of the forward node."""
@@ -94,3 +128,6 @@ class GradientReverse(ReverseLayer):
 
     def reverse(self, xs, ys, rs):
         return vjp(self.node.forward, xs, rs)
+
+    def gradient_form(self, xs):
+        return self.node.forward(xs)
