@@ -151,7 +151,7 @@ def test_resize_makes_other_sizes_usable(saved, tmp_path):
 
 @pytest.mark.slow  # trains the digits CNN and fits patterns in a subprocess
 def test_demo_digits_writes_a_picture(tmp_path):
-    result = run("demo", "--out", tmp_path, "--skip-faces", "--digits", 3)
+    result = run("demo", "--out", tmp_path, "--skip-faces", "--skip-text", "--digits", 3)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "test accuracy 0.9" in result.stdout
     picture = Image.open(tmp_path / "digits.png")
@@ -160,11 +160,13 @@ def test_demo_digits_writes_a_picture(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_whole_demo_writes_both_pictures(tmp_path):
+def test_the_whole_demo_writes_every_picture(tmp_path):
     result = run("demo", "--out", tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     for name in ("digits.png", "faces.png"):
         assert Image.open(tmp_path / name).size[0] > 1000
+    assert Image.open(tmp_path / "text.png").size[0] == 720
+    assert (tmp_path / "text.html").read_text().startswith("<!DOCTYPE html>")
     assert "guided_backprop does not apply" in result.stdout
     assert "mean p(face) 0.99" in result.stdout
 

@@ -25,6 +25,24 @@ def test_check_explains_with_every_method(capsys):
         assert np.isfinite(mean_abs) and mean_abs > 0, line
 
 
+def test_the_demo_text_part_finds_the_planted_tokens(tmp_path, capsys):
+    """The known answer: each sequence's class is set by its planted evidence tokens, so
+    AttnLRP's most relevant token is a planted one (the trained model is exact on them)."""
+    from keras_patterns.cli.demo import TEXT_METHODS, _explain_text
+
+    path = _explain_text(tmp_path, 2, n_scored=60)
+    out = capsys.readouterr().out
+    assert "test accuracy 1.000" in out
+    line = next(line for line in out.splitlines() if "planted one in 60" in line)
+    hits = dict(part.rsplit(" ", 1) for part in line.split("): ")[1].split(", "))
+    assert list(hits) == list(TEXT_METHODS)
+    chance = float(line.split("chance ")[1].split(")")[0])
+    assert float(hits["attnlrp"]) >= 0.95 > 3 * chance
+    assert path == tmp_path / "text.png" and path.exists()
+    page = (tmp_path / "text.html").read_text()
+    assert page.count("attnlrp, sequence") == 2 and "<script" not in page
+
+
 # -- without the demo extra: one sentence naming the module and the pip command ----------
 
 def assert_one_sentence(error, module):

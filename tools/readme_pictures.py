@@ -1,5 +1,6 @@
-"""Draw the pictures README.md shows (docs/digits.png, docs/faces.png): the demo's two
-grids with a few methods each, small enough to commit.
+"""Draw the pictures README.md shows (docs/digits.png, docs/faces.png, docs/text.png): the
+demo's two grids with a few methods each, small enough to commit, and the demo's text
+picture itself.
 
     python tools/readme_pictures.py
 """
@@ -17,6 +18,7 @@ import numpy as np  # noqa: E402
 
 import keras_patterns as kp  # noqa: E402
 from applications.digits import explain as explain_digits  # noqa: E402
+from keras_patterns.cli.demo import _explain_text  # noqa: E402
 from keras_patterns.zoo import digits, faces  # noqa: E402
 
 METHODS = ("gradient", "guided_backprop", "pattern.net", "lrp.epsilon",
@@ -42,6 +44,8 @@ def main():
                       row_labels=["face" if y else "other" for y in labels[chosen]], cell=64)
     print("wrote docs/digits.png docs/faces.png", np.round(faces.face_probability(
         onet, images[chosen]), 3))
+    _explain_text(ROOT / "docs", 3)  # docs/text.png (and text.html, not committed)
+    (ROOT / "docs" / "text.html").unlink()
 
 
 if __name__ == "__main__":

@@ -50,11 +50,15 @@ def parser():
     p = sub.add_parser("demo", help="explain real networks with every method, in pictures",
                        description="Train a CNN on scikit-learn's digits and explain test "
                                    "digits with every method (digits.png); explain MTCNN's "
-                                   "pretrained ONet on LFW faces (faces.png). Offline.")
+                                   "pretrained ONet on LFW faces (faces.png); train a small "
+                                   "transformer on planted-token text and explain its "
+                                   "sequences (text.png, text.html). Offline.")
     p.add_argument("--out", default="keras-patterns-demo", help="output folder")
     p.add_argument("--digits", type=int, default=8, help="test digits to explain (8)")
     p.add_argument("--faces", type=int, default=6, help="LFW images to explain (6)")
-    p.add_argument("--skip-faces", action="store_true", help="only the digits")
+    p.add_argument("--skip-faces", action="store_true", help="no faces")
+    p.add_argument("--text", type=int, default=3, help="sequences to draw (3)")
+    p.add_argument("--skip-text", action="store_true", help="no text")
 
     p = sub.add_parser("fit", help="fit a model's patterns on data",
                        description="Fit the patterns of every kernel layer of MODEL on DATA "

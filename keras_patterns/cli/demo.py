@@ -7,6 +7,12 @@
    explained on real faces and non-faces from scikit-image's LFW subset with every method
    that applies to it (its PReLU activations rule out DeConvNet, Guided Backprop and Deep
    Taylor, which say why): `faces.png`.
+3. A small transformer (token embedding, attention, LayerNormalization, GELU MLP) is trained
+   on sequences whose class is set by planted evidence tokens among distractors (seconds),
+   and its test sequences are explained with the relevance, pattern and gradient methods
+   (AttnLRP, CP-LRP, PatternAttribution, Integrated Gradients in embedding space, the
+   gradient): `text.png` and `text.html`, and how often each method's most relevant token
+   is a planted one.
 """
 
 import time
@@ -21,10 +27,15 @@ from ..analyzers import analyzer_class, create_analyzer, list_analyzers
 from ..errors import NotAnalyzableModelError
 from ..patterns import patterns_path, save_patterns
 from ..zoo import check_installed, digits, faces
+from ..zoo import transformers as text_zoo
 
 # the optional modules each part of the demo needs (the demo extra)
 DIGITS_MODULES = ("sklearn",)
 FACES_MODULES = ("skimage", "mtcnn", "joblib", "lz4")
+# the text part's methods (every one that applies to token inputs and transformers is
+# in `keras-patterns check`; these are the ones made or extended for them)
+TEXT_METHODS = ("attnlrp", "cp_lrp", "pattern.attribution", "integrated_gradients",
+                "gradient")
 # the digits' pixel range, for the methods whose example is bounded
 DIGITS_BOUNDS = {"low": 0.0, "high": 1.0}
 
@@ -98,11 +109,48 @@ def _explain_faces(out, n_images):
     return path
 
 
+def _explain_text(out, n_sequences, n_scored=200):
+    start = time.perf_counter()
+    model, accuracy = text_zoo.train_text(seed=0)
+    ids, labels, evidence = text_zoo.planted_tokens(n_scored, seed=1)
+    fit_ids, _, _ = text_zoo.planted_tokens(300, seed=5)
+    print(f"text: trained a one-block transformer on planted-token sequences in "
+          f"{time.perf_counter() - start:.1f} s: test accuracy {accuracy:.3f}")
+    relevance = {}
+    for name in TEXT_METHODS:
+        analyzer = create_analyzer(name, model)
+        if analyzer.needs_fit:
+            analyzer.fit(fit_ids, batch_size=100)
+        relevance[name] = np.asarray(analyzer.analyze(ids))
+    chance = text_zoo.evidence_recovery(relevance["gradient"], evidence)[1]
+    hits = {name: text_zoo.evidence_recovery(r, evidence)[0] for name, r in relevance.items()}
+    print(f"text: the most relevant token is a planted one in {n_scored} sequences "
+          f"(chance {chance:.2f}): "
+          + ", ".join(f"{name} {hit:.2f}" for name, hit in hits.items()))
+    shown = min(n_sequences, n_scored)
+    words = text_zoo.token_strings(ids[:shown])
+    predicted = np.argmax(np.asarray(model(ids[:shown])), axis=1)
+    rows = [(name, i) for i in range(shown) for name in TEXT_METHODS]
+    titles = [f"{name}, sequence {i} (class {labels[i]}, predicted {predicted[i]})"
+              for name, i in rows]
+    values = np.stack([relevance[name][i] for name, i in rows])
+    png, html = out / "text.png", out / "text.html"
+    visualize.token_image([words[i] for _, i in rows], values, titles=titles, width=720,
+                          path=png)
+    visualize.token_html([words[i] for _, i in rows], values, titles=titles,
+                         title="Planted tokens explained", path=html)
+    print(f"text: {len(TEXT_METHODS)} methods on {shown} sequences in "
+          f"{time.perf_counter() - start:.1f} s in all -> {png}, {html}")
+    return png
+
+
 def demo(args):
-    """`keras-patterns demo`: the digits picture, then (unless --skip-faces) the faces one.
+    """`keras-patterns demo`: the digits picture, then (unless --skip-faces) the faces one,
+    then (unless --skip-text) the text pictures.
 
     Args:
-        args: the parsed command line (out, digits, faces, skip_faces).
+        args: the parsed command line (out, digits, faces, skip_faces, and optionally
+            text, skip_text).
 
     Returns:
         int exit status (0).
@@ -124,5 +172,7 @@ def demo(args):
                 paths.append(_explain_faces(out, args.faces))
             except NotAnalyzableModelError as e:  # pragma: no cover - a bug, not the user's
                 raise RuntimeError(f"ONet could not be explained: {e}") from e
+        if not getattr(args, "skip_text", False):
+            paths.append(_explain_text(out, getattr(args, "text", 3)))
     print("pictures:", " ".join(str(p) for p in paths))
     return 0
