@@ -238,13 +238,16 @@ def fitting(model, forward, args):
 
 
 def noise(model, x, args):
-    """SmoothGrad and Integrated Gradients over `copies` gradients of the same batch."""
+    """SmoothGrad, VarGrad, SquareGrad and Integrated Gradients over `copies` gradients of
+    the same batch."""
     k = args.copies
     gradient = kp.create_analyzer("gradient", model, batch_size=len(x))
     t_gradient = best_time(functools.partial(gradient.analyze, x), args.repeats)
     print(f"\nnoise and paths, {k} copies of {len(x)} images (one gradient "
           f"{t_gradient * 1000:.0f} ms)")
     for name, kwargs in (("smoothgrad", {"augment_by_n": k, "seed": 0}),
+                         ("vargrad", {"augment_by_n": k, "seed": 0}),
+                         ("squaregrad", {"augment_by_n": k, "seed": 0}),
                          ("integrated_gradients", {"steps": k})):
         analyzer = kp.create_analyzer(name, model, batch_size=len(x), **kwargs)
         t = best_time(functools.partial(analyzer.analyze, x), args.repeats)
