@@ -14,8 +14,8 @@ Sections (``--sections``, comma-separated; all by default):
   fixed costs included, over the forward pass of the same images in the same batches;
   the statistics pass per further batch over its floor (the forward pass plus the two
   kernel gradients per layer that the estimator needs, in float32, nothing kept).
-- ``noise``: SmoothGrad and Integrated Gradients with ``--copies`` copies over that many
-  gradients of the same batch.
+- ``noise``: SmoothGrad, VarGrad, SquareGrad and Integrated Gradients with ``--copies``
+  copies over that many gradients of the same batch.
 - ``memory`` (each run in its own process): peak RSS and images per second of fits
   streaming ``--memory-images`` images from a tf.data pipeline at ``--memory-size``, and
   peak RSS of SmoothGrad with few and many copies at the same ``batch_size``.

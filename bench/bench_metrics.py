@@ -1,10 +1,12 @@
 """The cost of each perturbation metric, as a ratio to its floor.
 
     python bench/bench_metrics.py [--images 64] [--steps 50] [--batch 64] [--size 0]
+    python bench/bench_metrics.py --model vgg16 --size 112 --images 4 --batch 4 --steps 16
 
 Trains the digits CNN (keras_patterns.zoo.digits) and explains `--images` test digits, or
-with ``--size S`` builds a CNN on random S x S x 3 images (random weights; the digits'
-forward pass is so short that timer noise dominates), explains them with lrp.epsilon and
+with ``--size S`` builds a CNN (or with ``--model vgg16`` VGG16, issue 24's model) on
+random S x S x 3 images (random weights; the digits' forward pass is so short that timer
+noise dominates), explains them with lrp.epsilon and
 times `degradation`, `deletion`, `insertion`, `mu_fidelity` and `road`
 (each after one warm-up call, the best of three); the floor of a metric is its number of
 forward passes of `--batch` copies, timed alone on the same compiled function (every
@@ -34,8 +36,17 @@ def main():
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--size", type=int, default=0)
+    p.add_argument("--model", choices=("cnn", "vgg16"), default="cnn",
+                   help="with --size: a small CNN or VGG16 (random weights, 1000 logits)")
     args = p.parse_args()
-    if args.size:
+    if args.size and args.model == "vgg16":
+        keras.utils.set_random_seed(0)
+        model = keras.applications.VGG16(weights=None, input_shape=(args.size, args.size, 3),
+                                         classifier_activation=None)
+        x = np.random.default_rng(0).random((args.images, args.size, args.size, 3),
+                                            np.float32)
+        what = f"VGG16 on {args.size}x{args.size}x3 random images"
+    elif args.size:
         keras.utils.set_random_seed(0)
         model = keras.Sequential([
             keras.Input((args.size, args.size, 3)),
