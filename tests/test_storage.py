@@ -51,6 +51,27 @@ def test_round_trip_and_analyzer_from_file(fitted):
     np.testing.assert_allclose(from_file, direct, rtol=1e-5, atol=1e-7)
 
 
+def test_read_in_float32_and_the_analyzer_keeps_that_copy(fitted):
+    """A file read as float32 holds the stored float64 values rounded once; an analyzer
+    given the path keeps that copy and forms W * A from it (numpy, float64 product)."""
+    model, patterns, path = fitted
+    loaded = kp.load_patterns(path, model, dtype="float32")
+    analyzer = kp.create_analyzer("pattern.attribution", model, patterns=path)
+    for key in patterns:
+        for name, a in patterns[key].items():
+            assert loaded[key][name].dtype == np.float32
+            np.testing.assert_array_equal(loaded[key][name], a.astype(np.float32))
+            np.testing.assert_array_equal(analyzer.patterns[key][name], a.astype(np.float32))
+    for _, key, kmap in analyzer._entries:
+        w = np.asarray(kmap.kernel, np.float64)
+        for name, a in patterns[key].items():
+            want = (a.astype(np.float32).astype(np.float64) * w).astype(np.float32)
+            np.testing.assert_array_equal(analyzer._kernels[key][name].numpy(), want)
+    assert kp.load_patterns(path, model, dtype="float64")[key][name].dtype == np.float64
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        kp.load_patterns(path, model, dtype="int8")
+
+
 def test_keys_survive_new_layer_names(fitted, tmp_path):
     """A model rebuilt in a new session gets other automatic layer names."""
     model, _, path = fitted

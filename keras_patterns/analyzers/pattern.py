@@ -38,7 +38,9 @@ class _PatternAnalyzer(ReverseAnalyzer):
     Args:
         patterns: `Patterns` (`kp.compute_patterns`), the path of a saved patterns file, or
             iNNvestigate 1.x's list of arrays (one per kernel layer in model order, used for
-            every regime); without it, call `fit(data)` before `analyze` (except for the
+            every regime). A file is read in float32, the precision the reverse pass
+            uses, so `analyzer.patterns` then holds float32 arrays (`kp.load_patterns`
+            reads them as stored). Without it, call `fit(data)` before `analyze` (except for the
             unfitted pattern types "filter" and "random").
         pattern_type: the signal estimator, "relu" (S_a+-, default), "relu.eq8", "linear"
             (S_a), "filter" (S_w) or "random" (`keras_patterns.patterns.estimators`).
@@ -125,8 +127,8 @@ class _PatternAnalyzer(ReverseAnalyzer):
         return self
 
     def set_patterns(self, patterns):
-        """Use `patterns`: `Patterns`, the path of a saved patterns file, or iNNvestigate
-        1.x's list of arrays.
+        """Use `patterns`: `Patterns`, the path of a saved patterns file (read in float32),
+        or iNNvestigate 1.x's list of arrays.
 
         Raises:
             PatternFileError: patterns that do not fit this model (layers, shapes, type, the
@@ -138,7 +140,10 @@ class _PatternAnalyzer(ReverseAnalyzer):
         elif not isinstance(patterns, Patterns):
             from ..patterns.storage import load_patterns
 
-            patterns = load_patterns(patterns, self.model)
+            # read in float32, the precision of the kernels the reverse pass reads: the
+            # analyzer then holds half the memory a float64 copy would (W * A is still
+            # formed in float64 from these values)
+            patterns = load_patterns(patterns, self.model, dtype="float32")
         check_fit(patterns, self._entries, "The patterns")
         theirs = ESTIMATORS.get(patterns.pattern_type)
         if theirs is None or theirs.arrays != self.estimator.arrays:

@@ -100,20 +100,26 @@ def save_patterns(patterns: Patterns, path: Union[str, os.PathLike],
     return path
 
 
-def load_patterns(path: Union[str, os.PathLike], model: keras.Model) -> Patterns:
+def load_patterns(path: Union[str, os.PathLike], model: keras.Model,
+                  dtype: Optional[str] = None) -> Patterns:
     """Read patterns saved for `model`.
 
     Args:
         path: a file written by `save_patterns`.
         model: the Keras model they were fitted for.
+        dtype: None (default) returns the arrays in the dtype they were stored in;
+            "float32" or "float64" converts them while reading (HDF5 converts in small
+            buffers, so a float64 file read as float32 never holds a float64 copy).
 
     Returns:
-        `Patterns`, the arrays in the dtype they were stored in.
+        `Patterns`, the arrays in the dtype they were stored in, or in `dtype`.
 
     Raises:
         PatternFileError: naming the file and the problem: missing, damaged or truncated,
             a newer format, another architecture, other weights (refit), NaN or inf.
     """
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}.")
     path = os.fspath(path)
     graph = prepare_graph(model)
     entries = layout(graph)
@@ -127,7 +133,7 @@ def load_patterns(path: Union[str, os.PathLike], model: keras.Model) -> Patterns
         try:
             for entry in entries:
                 key, g = entry.key, f["layers"][entry.stable_key]
-                arrays[key] = {n: g[n][()] for n in g if not n.startswith("count_")}
+                arrays[key] = {n: read(g[n], dtype) for n in g if not n.startswith("count_")}
                 counts[key] = {n[6:]: g[n][()] for n in g if n.startswith("count_")}
                 dead[key] = int(g.attrs["dead"])
                 names[key] = str(g.attrs["layer_name"])
@@ -137,3 +143,14 @@ def load_patterns(path: Union[str, os.PathLike], model: keras.Model) -> Patterns
     return Patterns(str(attrs["pattern_type"]), arrays, int(attrs["n_samples"]), counts,
                     dead, names, {entry.stable_key: entry.key for entry in entries},
                     (arch, weights))
+
+
+def read(dataset, dtype):
+    """A whole HDF5 dataset as a numpy array, converted to `dtype` by HDF5 while it reads
+    (None: as stored)."""
+    if dtype is None:
+        return dataset[()]
+    out = np.empty(dataset.shape, dtype)
+    if out.size:
+        dataset.read_direct(out)
+    return out

@@ -53,8 +53,11 @@ class PatternReverse(ReverseLayer):
         if "a" in self._kernels:
             out = through("a", r)
         else:
-            positive = tf.cast(ys[0] > 0, r.dtype)  # regime of each neuron (incl. bias)
-            out = through("a_plus", r * positive)
+            # the regime of each neuron (pre-activation incl. bias > 0), as a boolean: the
+            # graph may form it from the forward values long before the signal arrives,
+            # and a boolean per layer holds a quarter of what a float mask would
+            r_plus = tf.where(ys[0] > 0, r, tf.zeros((), r.dtype))
+            out = through("a_plus", r_plus)
             if not self.gated:
-                out = out + through("a_minus", r * (1.0 - positive))
+                out = out + through("a_minus", r - r_plus)
         return [rescaled(out) if self.rescale else out]
